@@ -1,0 +1,93 @@
+/*
+ * config — ddlguard's settings: the INI file ([ddlguard] and [databases]) and the command
+ * line flags that override it.
+ *
+ * A config object is immutable once loaded and reference-counted: each session holds the
+ * config it started with, so a SIGHUP reload swaps in a new object for new sessions while
+ * old sessions finish on theirs. TLS contexts built from a config (tls.c) live in it too.
+ */
+#ifndef DDLG_CONFIG_H
+#define DDLG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proxy/log.h"
+
+typedef struct ssl_ctx_st SSL_CTX;
+
+enum tls_mode {
+	TLS_DISABLE = 0, TLS_ALLOW, TLS_PREFER, TLS_REQUIRE, TLS_VERIFY_CA, TLS_VERIFY_FULL,
+};
+
+/* One [databases] entry: where a client-visible database name is relayed to. */
+struct route {
+	char *name;                 /* client-visible database name, or "*" */
+	char *host;                 /* host name, IP address, or a unix socket directory (/…) */
+	int port;
+	char *dbname;               /* upstream database name; NULL keeps the client's */
+	char *environment;          /* e.g. "staging", "production" */
+	enum tls_mode server_tls_mode;
+	char *server_tls_ca_file;   /* NULL: the [ddlguard] default */
+	SSL_CTX *server_ctx;        /* built by tls_build(); NULL when TLS is disabled */
+	struct route *next;
+};
+
+/* Flags given on the command line; re-applied on top of the file at every reload. */
+struct cli_opts {
+	const char *config_file;
+	const char *upstream;       /* postgres:// URL: becomes the "*" route */
+	const char *listen;         /* ADDR:PORT */
+	const char *environment;
+	const char *unix_socket_dir;
+	int verbose;                /* each -v raises the log level by one */
+};
+
+struct config {
+	int refcount;
+	char *listen_addr;          /* comma list; "*" = all; "" = unix socket only */
+	int listen_port;
+	char *unix_socket_dir;      /* NULL or "" = no unix socket */
+	enum tls_mode client_tls_mode;
+	char *client_tls_cert_file;
+	char *client_tls_key_file;
+	enum tls_mode server_tls_mode;   /* default for routes */
+	char *server_tls_ca_file;        /* default root certificate for routes */
+	int client_login_timeout;   /* seconds */
+	int server_connect_timeout;
+	int cancel_wait_timeout;
+	int shutdown_timeout;
+	int max_client_conn;
+	uint32_t max_packet_size;
+	enum log_level log_level;
+	char *logfile;
+	char *environment;          /* default environment for routes */
+	char *debug_inject_query;   /* test hook: see docs/configuration.md */
+	struct route *routes;       /* in file order; the "*" route is kept in `fallback` */
+	struct route *fallback;
+	SSL_CTX *client_ctx;        /* built by tls_build(); NULL when client TLS is disabled */
+};
+
+struct config *config_new(void);
+/* Load from opts: the file if any, then the flags. NULL with a message in err on failure. */
+struct config *config_load(const struct cli_opts *opts, char *err, size_t errlen);
+/* Parse INI text (for tests and config_load). `origin` names the source in errors. */
+bool config_parse_ini(struct config *cfg, const char *text, const char *origin,
+		      char *err, size_t errlen);
+bool config_set(struct config *cfg, const char *key, const char *value, char *err, size_t errlen);
+bool config_add_route(struct config *cfg, const char *name, const char *spec,
+		      char *err, size_t errlen);
+bool config_set_upstream_url(struct config *cfg, const char *url, char *err, size_t errlen);
+/* Final checks once everything is set (a listener, TLS files present when needed…). */
+bool config_validate(struct config *cfg, char *err, size_t errlen);
+
+/* The route for a client-visible database name: exact match, else "*", else NULL. */
+struct route *config_find_route(struct config *cfg, const char *dbname);
+
+struct config *config_ref(struct config *cfg);
+void config_unref(struct config *cfg);
+
+const char *tls_mode_name(enum tls_mode m);
+
+#endif

@@ -1,0 +1,300 @@
+/* relay — see relay.h. */
+#include "proxy/relay.h"
+
+#include <event2/buffer.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+
+/* A client that pipelines this many unanswered requests is cut off rather than grown. */
+#define RELAY_MAX_PENDING (1u << 20)
+
+void relay_init(struct relay *r, uint32_t max_packet)
+{
+	memset(r, 0, sizeof(*r));
+	r->max_packet = max_packet;
+	r->last_status = 'I';
+}
+
+static struct relay_req *req_at(const struct relay *r, uint32_t i)
+{
+	return &r->q[(r->q_head + i) & (r->q_cap - 1)];
+}
+
+static void pop_head(struct relay *r)
+{
+	struct relay_req *h = req_at(r, 0);
+	if (h->rewrite) {
+		pgw_buf_free(h->rewrite);
+		free(h->rewrite);
+		h->rewrite = NULL;
+	}
+	r->q_head = (r->q_head + 1) & (r->q_cap - 1);
+	r->q_len--;
+}
+
+void relay_free(struct relay *r)
+{
+	while (r->q_len)
+		pop_head(r);
+	free(r->q);
+	r->q = NULL;
+	r->q_cap = 0;
+}
+
+void relay_push(struct relay *r, uint8_t type, enum relay_action action, struct pgw_buf *rewrite)
+{
+	if (r->q_len == r->q_cap) {
+		uint32_t ncap = r->q_cap ? r->q_cap * 2 : 16;
+		struct relay_req *nq = malloc(ncap * sizeof(*nq));
+		if (!nq)
+			abort();
+		for (uint32_t i = 0; i < r->q_len; i++)
+			nq[i] = *req_at(r, i);
+		free(r->q);
+		r->q = nq;
+		r->q_head = 0;
+		r->q_cap = ncap;
+	}
+	struct relay_req *e = &r->q[(r->q_head + r->q_len) & (r->q_cap - 1)];
+	e->type = type;
+	e->action = (uint8_t)action;
+	e->rewrite = rewrite;
+	r->q_len++;
+}
+
+bool relay_idle(const struct relay *r)
+{
+	return r->q_len == 0 && r->c_left == 0 && r->s_left == 0;
+}
+
+bool relay_at_server_boundary(const struct relay *r)
+{
+	return r->s_left == 0;
+}
+
+/* Copy n bytes at offset off of buf into dst. The caller knows they are there. */
+static void peek(struct evbuffer *buf, size_t off, void *dst, size_t n)
+{
+	struct evbuffer_ptr p;
+	evbuffer_ptr_set(buf, &p, off, EVBUFFER_PTR_SET);
+	evbuffer_copyout_from(buf, &p, dst, n);
+}
+
+static bool answered(uint8_t t)
+{
+	switch (t) {
+	case 'Q': case 'P': case 'B': case 'D': case 'E': case 'C': case 'S': case 'F':
+		return true;
+	default:
+		return false;
+	}
+}
+
+static enum relay_result proto_error(struct relay *r, const char *sqlstate, const char *msg)
+{
+	snprintf(r->error_sqlstate, sizeof(r->error_sqlstate), "%s", sqlstate);
+	snprintf(r->error_message, sizeof(r->error_message), "%s", msg);
+	return RELAY_PROTOCOL_ERROR;
+}
+
+void relay_inject_query(struct relay *r, struct evbuffer *out, const char *sql)
+{
+	uint32_t len = (uint32_t)(4 + strlen(sql) + 1);
+	uint8_t hdr[5] = { 'Q', len >> 24, len >> 16, len >> 8, len };
+	evbuffer_add(out, hdr, 5);
+	evbuffer_add(out, sql, strlen(sql) + 1);
+	relay_push(r, 'Q', RELAY_SWALLOW, NULL);
+}
+
+enum relay_result relay_client_data(struct relay *r, struct evbuffer *in, struct evbuffer *out)
+{
+	size_t avail = evbuffer_get_length(in);
+	size_t off = 0;             /* bytes of `in` ready to move as one run */
+	enum relay_result res = RELAY_OK;
+
+	for (;;) {
+		if (r->c_left) {
+			size_t take = avail - off < r->c_left ? avail - off : r->c_left;
+			off += take;
+			r->c_left -= (uint32_t)take;
+			if (r->c_left)
+				break;  /* the rest of this message has not arrived yet */
+			if (r->c_type == 'X') {
+				res = RELAY_TERMINATE;
+				break;
+			}
+			if (r->c_type == 'S' && r->inject_query) {
+				/* A Sync boundary: the server has left skip-until-Sync after it, so
+				 * a message of ours is answered in order and cannot disturb the
+				 * client's next extended-protocol sequence. */
+				evbuffer_remove_buffer(in, out, off);
+				avail -= off;
+				off = 0;
+				relay_inject_query(r, out, r->inject_query);
+			}
+			continue;
+		}
+		if (avail - off < PGW_HDR_LEN)
+			break;
+		uint8_t hdr[PGW_HDR_LEN];
+		peek(in, off, hdr, PGW_HDR_LEN);
+		uint32_t len = pgw_get_u32(hdr + 1);
+		enum pgw_status st = pgw_check_fe_header(hdr[0], len, r->max_packet);
+		if (st != PGW_OK) {
+			char msg[160];
+			if (st == PGW_BAD_TYPE)
+				snprintf(msg, sizeof(msg), "invalid frontend message type %d", hdr[0]);
+			else if (st == PGW_TOO_BIG)
+				snprintf(msg, sizeof(msg), "message of type '%c' too large: %u bytes", hdr[0], len);
+			else
+				snprintf(msg, sizeof(msg), "invalid message length %u for message type '%c'", len, hdr[0]);
+			evbuffer_remove_buffer(in, out, off); /* what came before was valid */
+			return proto_error(r, "08P01", msg);
+		}
+		if (answered(hdr[0])) {
+			if (hdr[0] == 'S')
+				r->skip_until_sync = false;
+			/* During skip-until-Sync the server discards the message unanswered. */
+			if (!r->skip_until_sync) {
+				if (r->q_len >= RELAY_MAX_PENDING) {
+					evbuffer_remove_buffer(in, out, off);
+					return proto_error(r, "54000", "too many pipelined requests without reading the responses");
+				}
+				relay_push(r, hdr[0], RELAY_FORWARD, NULL);
+			}
+		}
+		if (hdr[0] == 'Q')
+			r->stats.queries++;
+		else if (hdr[0] == 'P')
+			r->stats.parses++;
+		r->c_type = hdr[0];
+		r->c_left = len + 1;
+	}
+	if (off)
+		evbuffer_remove_buffer(in, out, off);
+	r->stats.client_bytes += off;
+	return res;
+}
+
+/*
+ * After an ErrorResponse in the extended protocol the server discards every message up to
+ * the next Sync: drop the entries it will never answer.
+ */
+static void skip_to_sync(struct relay *r)
+{
+	while (r->q_len && req_at(r, 0)->type != 'S')
+		pop_head(r);
+	if (r->q_len == 0)
+		r->skip_until_sync = true;
+}
+
+/*
+ * Decide what a server message of type t means for the FIFO head; pops entries the
+ * message completes. Called once per message, at its header.
+ */
+static void account(struct relay *r, uint8_t t, uint8_t status)
+{
+	if (r->q_len == 0)
+		return;
+	uint8_t h = req_at(r, 0)->type;
+	switch (t) {
+	case 'Z':
+		if (h == 'S' || h == 'Q' || h == 'F')
+			pop_head(r);
+		break;
+	case 'E':
+		if (h == 'P' || h == 'B' || h == 'D' || h == 'E' || h == 'C') {
+			pop_head(r);
+			skip_to_sync(r);
+		}
+		break;
+	case '1':
+		if (h == 'P') pop_head(r);
+		break;
+	case '2':
+		if (h == 'B') pop_head(r);
+		break;
+	case '3':
+		if (h == 'C') pop_head(r);
+		break;
+	case 'T': case 'n':
+		if (h == 'D') pop_head(r);
+		break;
+	case 'C': case 'I': case 's':
+		if (h == 'E') pop_head(r);
+		break;
+	default:
+		break;
+	}
+	(void)status;
+}
+
+enum relay_result relay_server_data(struct relay *r, struct evbuffer *in, struct evbuffer *out)
+{
+	size_t avail = evbuffer_get_length(in);
+	size_t off = 0;
+
+	for (;;) {
+		if (r->s_left) {
+			size_t take = avail - off < r->s_left ? avail - off : r->s_left;
+			if (r->s_swallow) {
+				/* Move what precedes, then drop this message's bytes. */
+				if (off)
+					evbuffer_remove_buffer(in, out, off);
+				r->stats.server_bytes += off;
+				evbuffer_drain(in, take);
+				avail -= off + take;
+				off = 0;
+			} else
+				off += take;
+			r->s_left -= (uint32_t)take;
+			if (r->s_left)
+				break;
+			continue;
+		}
+		if (avail - off < PGW_HDR_LEN)
+			break;
+		uint8_t hdr[PGW_HDR_LEN + 1];
+		peek(in, off, hdr, PGW_HDR_LEN);
+		uint32_t len = pgw_get_u32(hdr + 1);
+		if (pgw_check_be_header(hdr[0], len) != PGW_OK) {
+			evbuffer_remove_buffer(in, out, off);
+			return proto_error(r, "08P01", "invalid message from the server");
+		}
+		uint8_t status = 0;
+		if (hdr[0] == 'Z') {
+			if (avail - off < PGW_HDR_LEN + 1)
+				break;  /* wait for the status byte */
+			peek(in, off, hdr, PGW_HDR_LEN + 1);
+			status = hdr[5];
+		}
+		struct relay_req *head = r->q_len ? req_at(r, 0) : NULL;
+		uint8_t action = head ? head->action : RELAY_FORWARD;
+		/* Notifications are for the client whatever query happens to be running. */
+		if (hdr[0] == 'A')
+			action = RELAY_FORWARD;
+		if (action == RELAY_REWRITE && hdr[0] == 'E') {
+			if (avail - off < (size_t)len + 1)
+				break;  /* replace only a whole message */
+			if (off)
+				evbuffer_remove_buffer(in, out, off);
+			r->stats.server_bytes += off;
+			evbuffer_drain(in, len + 1);
+			avail -= off + len + 1;
+			off = 0;
+			evbuffer_add(out, head->rewrite->data, head->rewrite->len);
+			account(r, 'E', 0);
+			continue;
+		}
+		if (hdr[0] == 'Z' && action != RELAY_SWALLOW)
+			r->last_status = status;
+		account(r, hdr[0], status);
+		r->s_swallow = action == RELAY_SWALLOW;
+		r->s_left = len + 1;
+	}
+	if (off)
+		evbuffer_remove_buffer(in, out, off);
+	r->stats.server_bytes += off;
+	return RELAY_OK;
+}

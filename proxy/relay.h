@@ -1,0 +1,92 @@
+/*
+ * relay — the steady-state framing loop and the request FIFO of one session.
+ *
+ * Works on evbuffers only (no sockets, no TLS), so it can be fed every byte split in unit
+ * tests. Messages are framed by their 5-byte header and moved between buffers in runs with
+ * evbuffer_remove_buffer(); a message longer than what has arrived streams through as it
+ * comes. Nothing but ReadyForQuery's status byte and (for a rewrite) an ErrorResponse is
+ * ever pulled up, so no result set or COPY stream is held whole.
+ *
+ * The FIFO has one entry per message sent upstream that the server answers (Query, Parse,
+ * Bind, Describe, Execute, Close, Sync, FunctionCall), the client's or ddlguard's own. Each
+ * entry says what to do with its responses: forward them, swallow them (ddlguard's own
+ * queries), or replace its ErrorResponse. It follows the protocol's rules: one
+ * ReadyForQuery per Query, Sync and FunctionCall, none per Flush; after an error in the
+ * extended protocol the server skips every message until Sync, so those entries are dropped.
+ */
+#ifndef DDLG_RELAY_H
+#define DDLG_RELAY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "protocol/pgw.h"
+
+struct evbuffer;
+
+enum relay_action {
+	RELAY_FORWARD = 0,  /* pass the responses to the client */
+	RELAY_SWALLOW,      /* ddlguard's own message: the client never sees its responses */
+	RELAY_REWRITE,      /* forward, but replace this entry's ErrorResponse */
+};
+
+struct relay_req {
+	uint8_t type;               /* frontend message type */
+	uint8_t action;             /* enum relay_action */
+	struct pgw_buf *rewrite;    /* RELAY_REWRITE: the whole 'E' message to send instead (owned) */
+};
+
+enum relay_result {
+	RELAY_OK = 0,
+	RELAY_TERMINATE,            /* the client sent Terminate; it has been forwarded */
+	RELAY_PROTOCOL_ERROR,       /* bad client input; see relay.error */
+};
+
+struct relay_stats {
+	uint64_t client_bytes, server_bytes;
+	uint64_t queries, parses;  /* Query and Parse messages from the client */
+};
+
+struct relay {
+	struct relay_req *q;        /* FIFO ring (owned) */
+	uint32_t q_head, q_len, q_cap;
+	bool skip_until_sync;       /* server is discarding client messages until the next Sync */
+	uint32_t max_packet;        /* cap on large client messages */
+
+	uint32_t c_left;            /* bytes of the client message in flight still to move */
+	uint8_t c_type;
+
+	uint32_t s_left;            /* bytes of the server message in flight still to move */
+	bool s_swallow;             /* ... and whether they are dropped */
+
+	uint8_t last_status;        /* status byte of the last ReadyForQuery the server sent */
+	const char *inject_query;   /* test hook (config-owned): sent after every client Sync */
+
+	char error_sqlstate[6];     /* set with RELAY_PROTOCOL_ERROR */
+	char error_message[160];
+	struct relay_stats stats;
+};
+
+void relay_init(struct relay *r, uint32_t max_packet);
+void relay_free(struct relay *r);
+
+/* Move whole or partial client messages from `in` to `out` (the server's output buffer). */
+enum relay_result relay_client_data(struct relay *r, struct evbuffer *in, struct evbuffer *out);
+/* Move server messages from `in` to `out` (the client's output buffer), applying the FIFO. */
+enum relay_result relay_server_data(struct relay *r, struct evbuffer *in, struct evbuffer *out);
+
+/*
+ * Send a query of ddlguard's own (a simple Query) whose responses the client never sees.
+ * Only safe at a Sync boundary: between a client's Sync or Query and its next message.
+ */
+void relay_inject_query(struct relay *r, struct evbuffer *out, const char *sql);
+
+/* Push a FIFO entry for a message ddlguard itself sent. Takes ownership of `rewrite`. */
+void relay_push(struct relay *r, uint8_t type, enum relay_action action, struct pgw_buf *rewrite);
+
+/* True when the server owes no responses: every request answered, no message half-moved. */
+bool relay_idle(const struct relay *r);
+/* True between server messages (a synthesized message may be inserted for the client). */
+bool relay_at_server_boundary(const struct relay *r);
+
+#endif
