@@ -174,10 +174,8 @@ void server_session_gone(struct server *srv, struct session *s)
 		event_base_loopbreak(srv->base);
 }
 
-static void drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
+static void close_all(struct server *srv)
 {
-	struct server *srv = arg;
-	log_info("shutdown_timeout reached: closing %s remaining sessions", srv->sessions ? "the" : "no");
 	srv->stopping = true;
 	struct session *s = srv->sessions, *next;
 	for (; s; s = next) {
@@ -186,6 +184,13 @@ static void drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	if (!srv->sessions)
 		event_base_loopbreak(srv->base);
+}
+
+static void drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+	log_info("shutdown_timeout reached: closing %d remaining sessions", srv->nlive);
+	close_all(srv);
 }
 
 void server_shutdown(struct server *srv, bool graceful)
@@ -205,7 +210,7 @@ void server_shutdown(struct server *srv, bool graceful)
 		return;
 	}
 	srv->draining = true;
-	drain_timeout_cb(-1, 0, srv);
+	close_all(srv);
 }
 
 bool server_reload(struct server *srv)
