@@ -121,7 +121,16 @@ enum io_result io_read(struct io *io)
 		if (!io->ssl && (size_t)n < IO_READ_CHUNK)
 			break;
 	}
+	io_kick_pending(io);
 	return IO_OK;
+}
+
+void io_kick_pending(struct io *io)
+{
+	/* Records OpenSSL already decrypted are invisible to epoll: without this nudge they
+	 * would wait for the peer's next packet. */
+	if (io->ssl && io->reading && SSL_pending(io->ssl) > 0)
+		event_active(io->rev, EV_READ, 1);
 }
 
 enum io_result io_flush(struct io *io)

@@ -38,6 +38,8 @@ enum io_result io_flush(struct io *io);
 /* Drive a TLS handshake; IO_PENDING when it waits for the socket. */
 enum io_result io_handshake(struct io *io);
 void io_set_reading(struct io *io, bool on);
+/* Schedule a read callback if TLS holds decrypted bytes the socket will not announce. */
+void io_kick_pending(struct io *io);
 void io_close(struct io *io);
 
 #endif

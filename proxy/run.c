@@ -133,6 +133,9 @@ int run_main(struct cli_opts *opts, char **argv)
 		server_free(&srv);
 		return 2;
 	}
+	/* The command's own output matters more than ours: only warnings, unless -v. */
+	if (!opts->verbose && !opts->config_file)
+		log_current_level = LOG_LVL_WARNING;
 	int port = srv.bound_port;
 	char portstr[16];
 	snprintf(portstr, sizeof(portstr), "%d", port);

@@ -461,8 +461,10 @@ static void start_client_tls(struct session *s)
 	enum io_result r = io_handshake(&s->client);
 	if (r == IO_ERROR)
 		session_close(s, s->client.errmsg);
-	else if (r == IO_OK)
+	else if (r == IO_OK) {
 		s->state = SS_CLIENT_STARTUP;
+		event_active(s->client.rev, EV_READ, 1);
+	}
 }
 
 static void handle_startup(struct session *s, const uint8_t *pkt, size_t len)
@@ -947,11 +949,11 @@ static void client_read_cb(evutil_socket_t fd, short what, void *arg)
 		enum io_result r = io_handshake(&s->client);
 		if (r == IO_ERROR)
 			session_close(s, s->client.errmsg);
-		else if (r == IO_OK) {
-			s->state = SS_CLIENT_STARTUP;
-			slog_debug(s, "client TLS established");
-		}
-		return;
+		if (r != IO_OK)
+			return;
+		s->state = SS_CLIENT_STARTUP;
+		slog_debug(s, "client TLS established");
+		/* The StartupMessage may have arrived with the handshake's last flight. */
 	}
 	if (s->is_cancel && s->state != SS_CLIENT_STARTUP) {
 		/* A cancel connection says nothing more; read only to notice a close. The
@@ -996,6 +998,7 @@ static void client_write_cb(evutil_socket_t fd, short what, void *arg)
 	if (s->state == SS_READY && !s->server.reading &&
 	    evbuffer_get_length(s->client.out) < WATERMARK_LOW) {
 		io_set_reading(&s->server, true);
+		io_kick_pending(&s->server);
 		/* Bytes may have been waiting in server.in while we were paused. */
 		if (evbuffer_get_length(s->server.in))
 			process_server(s);
@@ -1052,6 +1055,7 @@ static void server_write_cb(evutil_socket_t fd, short what, void *arg)
 	if (s->state == SS_READY && !s->client.reading &&
 	    evbuffer_get_length(s->server.out) < WATERMARK_LOW) {
 		io_set_reading(&s->client, true);
+		io_kick_pending(&s->client);
 		if (evbuffer_get_length(s->client.in))
 			process_client(s);
 	}
