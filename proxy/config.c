@@ -1,6 +1,8 @@
 /* config — see config.h. */
 #include "proxy/config.h"
 
+#include "policies/engine.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <libpq-fe.h>
@@ -50,6 +52,9 @@ struct config *config_new(void)
 	c->max_packet_size = 0x3fffffffu;
 	c->log_level = LOG_LVL_INFO;
 	c->environment = xstrdup("default");
+	c->policy_budget = 1000000;
+	c->policy_memory_mb = 64;
+	c->max_query_size = 64u << 20;
 	return c;
 }
 
@@ -92,6 +97,10 @@ void config_unref(struct config *c)
 	free(c->logfile);
 	free(c->environment);
 	free(c->debug_inject_query);
+	for (int i = 0; i < c->npolicy_files; i++)
+		free(c->policy_files[i]);
+	free(c->policy_files);
+	policy_engine_free(c->policy);
 	free(c);
 }
 
@@ -173,6 +182,46 @@ bool config_set(struct config *c, const char *key, const char *v, char *err, siz
 		if (!parse_tls_mode(v, &m) || m == TLS_ALLOW)
 			return errf(err, errlen, "invalid server_tls_sslmode \"%s\" (disable, prefer, require, verify-ca or verify-full)%s", v, "");
 		c->server_tls_mode = m;
+		return true;
+	}
+	if (!strcmp(key, "policy_files")) {
+		for (int i = 0; i < c->npolicy_files; i++)
+			free(c->policy_files[i]);
+		free(c->policy_files);
+		c->policy_files = NULL;
+		c->npolicy_files = 0;
+		char *list = xstrdup(v), *save = NULL;
+		for (char *f = strtok_r(list, ", \t", &save); f; f = strtok_r(NULL, ", \t", &save)) {
+			c->policy_files = realloc(c->policy_files, (c->npolicy_files + 1) * sizeof(char *));
+			if (!c->policy_files)
+				abort();
+			c->policy_files[c->npolicy_files++] = xstrdup(f);
+		}
+		free(list);
+		return true;
+	}
+	if (!strcmp(key, "policy_failure")) {
+		if (strcmp(v, "closed") && strcmp(v, "open"))
+			return errf(err, errlen, "invalid policy_failure \"%s\" (closed or open)%s", v, "");
+		c->policy_fail_open = !strcmp(v, "open");
+		return true;
+	}
+	if (!strcmp(key, "policy_instruction_budget")) {
+		if (!parse_int(v, 1000, 1000000000L, &n))
+			return errf(err, errlen, "invalid policy_instruction_budget \"%s\" (1000 to 1000000000)%s", v, "");
+		c->policy_budget = n;
+		return true;
+	}
+	if (!strcmp(key, "policy_memory_limit")) {
+		if (!parse_int(v, 1, 4096, &n))
+			return errf(err, errlen, "invalid policy_memory_limit \"%s\" (megabytes, 1 to 4096)%s", v, "");
+		c->policy_memory_mb = n;
+		return true;
+	}
+	if (!strcmp(key, "max_query_size")) {
+		if (!parse_int(v, 10000, 0x3fffffffL, &n))
+			return errf(err, errlen, "invalid max_query_size \"%s\" (bytes, from 10000 to 1073741823)%s", v, "");
+		c->max_query_size = (uint32_t)n;
 		return true;
 	}
 	if (!strcmp(key, "max_packet_size")) {
@@ -545,13 +594,33 @@ struct config *config_load(const struct cli_opts *o, char *err, size_t errlen)
 		set_str(&c->unix_socket_dir, o->unix_socket_dir);
 	for (int i = 0; i < o->verbose && c->log_level < LOG_LVL_DEBUG; i++)
 		c->log_level++;
-	if (!config_validate(c, e, sizeof(e)))
+	if (!config_validate(c, e, sizeof(e)) || !config_load_policies(c, e, sizeof(e)))
 		goto fail;
 	return c;
 fail:
 	snprintf(err, errlen, "%s", e);
 	config_unref(c);
 	return NULL;
+}
+
+bool config_load_policies(struct config *c, char *err, size_t errlen)
+{
+	if (!c->npolicy_files)
+		return true;
+	struct policy_options o = {
+		.files = c->policy_files,
+		.nfiles = c->npolicy_files,
+		.fail_open = c->policy_fail_open,
+		.budget = c->policy_budget,
+		.mem_limit = (size_t)c->policy_memory_mb << 20,
+	};
+	char e[600];
+	c->policy = policy_engine_load(&o, e, sizeof(e));
+	if (!c->policy) {
+		snprintf(err, errlen, "cannot load policies: %s", e);
+		return false;
+	}
+	return true;
 }
 
 struct route *config_find_route(struct config *c, const char *dbname)

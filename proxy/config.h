@@ -64,6 +64,13 @@ struct config {
 	char *logfile;
 	char *environment;          /* default environment for routes */
 	char *debug_inject_query;   /* test hook: see docs/configuration.md */
+	char **policy_files;        /* policy_files, in order (owned) */
+	int npolicy_files;
+	bool policy_fail_open;      /* policy_failure = open */
+	long policy_budget;         /* instructions per policy call */
+	long policy_memory_mb;
+	uint32_t max_query_size;    /* largest Query/Parse inspected when policies are loaded */
+	struct policy_engine *policy;  /* built by config_load_policies(); NULL: nothing loaded */
 	struct route *routes;       /* in file order; the "*" route is kept in `fallback` */
 	struct route *fallback;
 	SSL_CTX *client_ctx;        /* built by tls_build(); NULL when client TLS is disabled */
@@ -81,6 +88,9 @@ bool config_add_route(struct config *cfg, const char *name, const char *spec,
 bool config_set_upstream_url(struct config *cfg, const char *url, char *err, size_t errlen);
 /* Final checks once everything is set (a listener, TLS files present when needed…). */
 bool config_validate(struct config *cfg, char *err, size_t errlen);
+
+/* Load the policy files into a new engine (called by config_load and on reload). */
+bool config_load_policies(struct config *cfg, char *err, size_t errlen);
 
 /* The route for a client-visible database name: exact match, else "*", else NULL. */
 struct route *config_find_route(struct config *cfg, const char *dbname);

@@ -21,14 +21,38 @@ static struct relay_req *req_at(const struct relay *r, uint32_t i)
 	return &r->q[(r->q_head + i) & (r->q_cap - 1)];
 }
 
+struct relay_extra *relay_extra_new(void)
+{
+	struct relay_extra *x = calloc(1, sizeof(*x));
+	if (!x)
+		abort();
+	return x;
+}
+
+void relay_extra_free(struct relay_extra *x)
+{
+	if (!x)
+		return;
+	pgw_buf_free(&x->notices);
+	pgw_buf_free(&x->error);
+	pgw_buf_free(&x->aborted);
+	free(x);
+}
+
+void relay_inspection_free(struct relay_inspection *in)
+{
+	pgw_buf_free(&in->before);
+	pgw_buf_free(&in->replace);
+	pgw_buf_free(&in->after_sync);
+	relay_extra_free(in->x);
+	in->x = NULL;
+}
+
 static void pop_head(struct relay *r)
 {
 	struct relay_req *h = req_at(r, 0);
-	if (h->rewrite) {
-		pgw_buf_free(h->rewrite);
-		free(h->rewrite);
-		h->rewrite = NULL;
-	}
+	relay_extra_free(h->x);
+	h->x = NULL;
 	r->q_head = (r->q_head + 1) & (r->q_cap - 1);
 	r->q_len--;
 }
@@ -40,9 +64,10 @@ void relay_free(struct relay *r)
 	free(r->q);
 	r->q = NULL;
 	r->q_cap = 0;
+	pgw_buf_free(&r->after_sync);
 }
 
-void relay_push(struct relay *r, uint8_t type, enum relay_action action, struct pgw_buf *rewrite)
+void relay_push(struct relay *r, uint8_t type, enum relay_action action, struct relay_extra *x)
 {
 	if (r->q_len == r->q_cap) {
 		uint32_t ncap = r->q_cap ? r->q_cap * 2 : 16;
@@ -59,7 +84,7 @@ void relay_push(struct relay *r, uint8_t type, enum relay_action action, struct 
 	struct relay_req *e = &r->q[(r->q_head + r->q_len) & (r->q_cap - 1)];
 	e->type = type;
 	e->action = (uint8_t)action;
-	e->rewrite = rewrite;
+	e->x = x;
 	r->q_len++;
 }
 
@@ -107,6 +132,63 @@ void relay_inject_query(struct relay *r, struct evbuffer *out, const char *sql)
 	relay_push(r, 'Q', RELAY_SWALLOW, NULL);
 }
 
+/* Push a FIFO entry unless the server is discarding messages until Sync. */
+static void push_unless_skipping(struct relay *r, uint8_t type, enum relay_action a, struct relay_extra *x)
+{
+	if (r->skip_until_sync && type != 'S') {
+		relay_extra_free(x);
+		return;
+	}
+	relay_push(r, type, a, x);
+}
+
+static void send_after_sync(struct relay *r, struct evbuffer *out)
+{
+	if (!r->after_sync.len)
+		return;
+	evbuffer_add(out, r->after_sync.data, r->after_sync.len);
+	push_unless_skipping(r, 'Q', RELAY_SWALLOW, NULL);
+	pgw_buf_reset(&r->after_sync);
+}
+
+/* A whole Query or Parse is at the head of `in`: ask the session, then send. */
+static bool inspect_message(struct relay *r, struct evbuffer *in, struct evbuffer *out,
+			    uint8_t type, size_t total)
+{
+	struct relay_inspection ins = { .action = RELAY_FORWARD };
+	const uint8_t *msg = evbuffer_pullup(in, (ssize_t)total);
+	if (!r->inspect(r->inspect_arg, type, msg, total, &ins)) {
+		relay_inspection_free(&ins);
+		return false;
+	}
+	if (ins.before.len) {
+		evbuffer_add(out, ins.before.data, ins.before.len);
+		for (int i = 0; i < ins.nbefore; i++)
+			if (answered(ins.before_types[i]))
+				push_unless_skipping(r, ins.before_types[i], RELAY_SWALLOW, NULL);
+	}
+	if (ins.replace.len) {
+		evbuffer_drain(in, total);
+		evbuffer_add(out, ins.replace.data, ins.replace.len);
+	} else
+		evbuffer_remove_buffer(in, out, total);
+	r->stats.client_bytes += total;
+	if (type == 'Q')
+		r->stats.queries++;
+	else
+		r->stats.parses++;
+	push_unless_skipping(r, type, ins.action, ins.x);
+	ins.x = NULL;
+	if (ins.after_sync.len) {
+		pgw_buf_put(&r->after_sync, ins.after_sync.data, ins.after_sync.len);
+		/* After a simple Query the boundary is now; after a Parse, the next Sync. */
+		if (type == 'Q')
+			send_after_sync(r, out);
+	}
+	relay_inspection_free(&ins);
+	return true;
+}
+
 enum relay_result relay_client_data(struct relay *r, struct evbuffer *in, struct evbuffer *out)
 {
 	size_t avail = evbuffer_get_length(in);
@@ -124,14 +206,17 @@ enum relay_result relay_client_data(struct relay *r, struct evbuffer *in, struct
 				res = RELAY_TERMINATE;
 				break;
 			}
-			if (r->c_type == 'S' && r->inject_query) {
+			if (r->c_type == 'S' && (r->inject_query || r->after_sync.len)) {
 				/* A Sync boundary: the server has left skip-until-Sync after it, so
 				 * a message of ours is answered in order and cannot disturb the
 				 * client's next extended-protocol sequence. */
 				evbuffer_remove_buffer(in, out, off);
+				r->stats.client_bytes += off;
 				avail -= off;
 				off = 0;
-				relay_inject_query(r, out, r->inject_query);
+				send_after_sync(r, out);
+				if (r->inject_query)
+					relay_inject_query(r, out, r->inject_query);
 			}
 			continue;
 		}
@@ -151,6 +236,26 @@ enum relay_result relay_client_data(struct relay *r, struct evbuffer *in, struct
 				snprintf(msg, sizeof(msg), "invalid message length %u for message type '%c'", len, hdr[0]);
 			evbuffer_remove_buffer(in, out, off); /* what came before was valid */
 			return proto_error(r, "08P01", msg);
+		}
+		if (r->inspect && (hdr[0] == 'Q' || hdr[0] == 'P')) {
+			if (len > r->inspect_max) {
+				evbuffer_remove_buffer(in, out, off);
+				r->stats.client_bytes += off;
+				char msg[160];
+				snprintf(msg, sizeof(msg), "statement of %u bytes is larger than ddlguard can inspect (max_query_size = %u)",
+					 len, r->inspect_max);
+				return proto_error(r, "54000", msg);
+			}
+			if (avail - off < (size_t)len + 1)
+				break;  /* inspect only a whole message */
+			evbuffer_remove_buffer(in, out, off);
+			r->stats.client_bytes += off;
+			avail -= off;
+			off = 0;
+			if (!inspect_message(r, in, out, hdr[0], len + 1))
+				return RELAY_PROTOCOL_ERROR;
+			avail -= len + 1;
+			continue;
 		}
 		if (answered(hdr[0])) {
 			if (hdr[0] == 'S')
@@ -230,6 +335,27 @@ static void account(struct relay *r, uint8_t t, uint8_t status)
 	(void)status;
 }
 
+/* Replace the whole ErrorResponse at the head of `in` as the request's extra says. */
+static void rewrite_error(struct relay *r, struct relay_extra *x, struct evbuffer *in,
+			  struct evbuffer *out, size_t total)
+{
+	const uint8_t *m = evbuffer_pullup(in, (ssize_t)total);
+	struct pgw_error_fields f;
+	bool match = pgw_parse_error(m + PGW_HDR_LEN, total - PGW_HDR_LEN, &f) == PGW_OK &&
+		     (!x->only_if[0] || (f.sqlstate && !strcmp(f.sqlstate, x->only_if)));
+	if (!match) {
+		evbuffer_remove_buffer(in, out, total);
+		return;
+	}
+	evbuffer_drain(in, total);
+	/* The status before this error is the last ReadyForQuery forwarded: responses are
+	 * ordered, so it describes the start of this request's Sync segment. */
+	if (r->last_status == 'E' && x->aborted.len)
+		evbuffer_add(out, x->aborted.data, x->aborted.len);
+	else
+		evbuffer_add(out, x->error.data, x->error.len);
+}
+
 enum relay_result relay_server_data(struct relay *r, struct evbuffer *in, struct evbuffer *out)
 {
 	size_t avail = evbuffer_get_length(in);
@@ -274,21 +400,54 @@ enum relay_result relay_server_data(struct relay *r, struct evbuffer *in, struct
 		/* Notifications are for the client whatever query happens to be running. */
 		if (hdr[0] == 'A')
 			action = RELAY_FORWARD;
+		if (head && head->x && action != RELAY_SWALLOW && !head->x->notices_sent) {
+			/* The policy's warnings go just before this request's first response. */
+			head->x->notices_sent = true;
+			if (head->x->notices.len) {
+				evbuffer_remove_buffer(in, out, off);
+				r->stats.server_bytes += off;
+				avail -= off;
+				off = 0;
+				evbuffer_add(out, head->x->notices.data, head->x->notices.len);
+			}
+		}
 		if (action == RELAY_REWRITE && hdr[0] == 'E') {
 			if (avail - off < (size_t)len + 1)
 				break;  /* replace only a whole message */
-			if (off)
-				evbuffer_remove_buffer(in, out, off);
+			evbuffer_remove_buffer(in, out, off);
 			r->stats.server_bytes += off;
-			evbuffer_drain(in, len + 1);
-			avail -= off + len + 1;
+			avail -= off;
 			off = 0;
-			evbuffer_add(out, head->rewrite->data, head->rewrite->len);
+			rewrite_error(r, head->x, in, out, len + 1);
+			avail -= len + 1;
+			r->seg_error = true;
 			account(r, 'E', 0);
 			continue;
 		}
-		if (hdr[0] == 'Z' && action != RELAY_SWALLOW)
-			r->last_status = status;
+		if (action != RELAY_SWALLOW) {
+			if (hdr[0] == 'E')
+				r->seg_error = true;
+			else if (hdr[0] == 'C' && r->on_ready) {
+				/* Keep the command tag (COMMIT, ROLLBACK …) for commit detection. */
+				if (len > 64)
+					r->last_tag[0] = 0;
+				else if (avail - off < (size_t)len + 1)
+					break;
+				else {
+					char tag[70];
+					size_t n = len - 4 < sizeof(r->last_tag) ? len - 4 : sizeof(r->last_tag) - 1;
+					peek(in, off + PGW_HDR_LEN, tag, len - 4);
+					memcpy(r->last_tag, tag, n);
+					r->last_tag[n] = 0;
+				}
+			} else if (hdr[0] == 'Z') {
+				r->last_status = status;
+				if (r->on_ready)
+					r->on_ready(r->ready_arg, status, r->seg_error, r->last_tag);
+				r->seg_error = false;
+				r->last_tag[0] = 0;
+			}
+		}
 		account(r, hdr[0], status);
 		r->s_swallow = action == RELAY_SWALLOW;
 		r->s_left = len + 1;

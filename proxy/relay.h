@@ -30,11 +30,41 @@ enum relay_action {
 	RELAY_REWRITE,      /* forward, but replace this entry's ErrorResponse */
 };
 
+/* Extra work attached to one request (rare: only guarded statements carry it). */
+struct relay_extra {
+	struct pgw_buf notices;     /* NoticeResponses sent just before the first response */
+	bool notices_sent;
+	struct pgw_buf error;       /* RELAY_REWRITE: the 'E' to send instead of the server's */
+	struct pgw_buf aborted;     /* ... instead, when the transaction had already failed */
+	char only_if[6];            /* rewrite only an error with this SQLSTATE ("" = any) */
+};
+
 struct relay_req {
 	uint8_t type;               /* frontend message type */
 	uint8_t action;             /* enum relay_action */
-	struct pgw_buf *rewrite;    /* RELAY_REWRITE: the whole 'E' message to send instead (owned) */
+	struct relay_extra *x;      /* NULL, or owned */
 };
+
+/*
+ * What the session decided about an inspected client Query or Parse (relay_inspect_cb).
+ * Everything here is appended in order: before, then the message (replaced or not), then
+ * after; `x` is attached to the message's FIFO entry.
+ */
+struct relay_inspection {
+	struct pgw_buf before;      /* ddlguard's own messages to send first */
+	uint8_t before_types[8];    /* ... their types, each gets a SWALLOW entry */
+	int nbefore;
+	struct pgw_buf replace;     /* if len > 0: the message to send instead */
+	struct relay_extra *x;      /* given to the FIFO entry */
+	enum relay_action action;   /* for the entry (FORWARD or REWRITE) */
+	struct pgw_buf after_sync;  /* a simple Query to send after the client's next Sync/Query */
+};
+
+/* Return false to end the session (sets r->error_*). */
+typedef bool (*relay_inspect_cb)(void *arg, uint8_t type, const uint8_t *msg, size_t len,
+				 struct relay_inspection *out);
+/* Called for every ReadyForQuery forwarded to the client. */
+typedef void (*relay_ready_cb)(void *arg, uint8_t status, bool error, const char *last_tag);
 
 enum relay_result {
 	RELAY_OK = 0,
@@ -62,6 +92,15 @@ struct relay {
 	uint8_t last_status;        /* status byte of the last ReadyForQuery the server sent */
 	const char *inject_query;   /* test hook (config-owned): sent after every client Sync */
 
+	relay_inspect_cb inspect;   /* NULL: Query and Parse stream through like the rest */
+	void *inspect_arg;
+	uint32_t inspect_max;       /* larger Query/Parse messages cannot be inspected */
+	struct pgw_buf after_sync;  /* pending restore query (from an inspection) */
+	relay_ready_cb on_ready;
+	void *ready_arg;
+	bool seg_error;             /* an ErrorResponse since the last ReadyForQuery */
+	char last_tag[24];          /* the last CommandComplete tag (truncated) */
+
 	char error_sqlstate[6];     /* set with RELAY_PROTOCOL_ERROR */
 	char error_message[160];
 	struct relay_stats stats;
@@ -81,8 +120,12 @@ enum relay_result relay_server_data(struct relay *r, struct evbuffer *in, struct
  */
 void relay_inject_query(struct relay *r, struct evbuffer *out, const char *sql);
 
-/* Push a FIFO entry for a message ddlguard itself sent. Takes ownership of `rewrite`. */
-void relay_push(struct relay *r, uint8_t type, enum relay_action action, struct pgw_buf *rewrite);
+/* Push a FIFO entry for a message ddlguard itself sent. Takes ownership of `x`. */
+void relay_push(struct relay *r, uint8_t type, enum relay_action action, struct relay_extra *x);
+
+struct relay_extra *relay_extra_new(void);
+void relay_extra_free(struct relay_extra *x);
+void relay_inspection_free(struct relay_inspection *in);
 
 /* True when the server owes no responses: every request answered, no message half-moved. */
 bool relay_idle(const struct relay *r);

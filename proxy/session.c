@@ -138,6 +138,7 @@ static void free_cb(evutil_socket_t fd, short what, void *arg)
 	io_close(&s->client);
 	io_close(&s->server);
 	relay_free(&s->relay);
+	guard_free(&s->guard);
 	pgw_buf_free(&s->upstream_packet);
 	if (s->scram_started)
 		scram_client_free(&s->scram);
@@ -505,6 +506,17 @@ static void handle_startup(struct session *s, const uint8_t *pkt, size_t len)
 		session_fatal(s, "3D000", "database \"%s\" is not configured in ddlguard", st.database);
 		return;
 	}
+	struct verdict v;
+	verdict_init(&v);
+	if (!guard_connect(s, &v)) {
+		slog_info(s, "decision: deny login (rule %s)", v.rule ? v.rule : "-");
+		char sqlstate[6];
+		memcpy(sqlstate, v.sqlstate, 6);
+		session_fatal(s, sqlstate, "%s", v.message ? v.message : "connection denied by policy");
+		verdict_free(&v);
+		return;
+	}
+	verdict_free(&v);
 	pgw_build_startup(&s->upstream_packet, &st, s->route->dbname);
 	slog_debug(s, "login: routing to %s:%d (%s)", s->route->host, s->route->port,
 		   s->route->environment);
@@ -772,6 +784,14 @@ static void auth_message(struct session *s, uint8_t t, const uint8_t *msg, size_
 		s->state = SS_READY;
 		s->logged_in = true;
 		s->srv->stats.logins++;
+		if (s->cfg->policy) {
+			/* From here on every Query and Parse is seen by the guard. */
+			s->relay.inspect = guard_inspect;
+			s->relay.inspect_arg = s;
+			s->relay.inspect_max = s->cfg->max_query_size;
+			s->relay.on_ready = guard_ready;
+			s->relay.ready_arg = s;
+		}
 		set_timer(s, 0);
 		char d[96];
 		if (s->client.ssl || s->server.ssl)

@@ -19,6 +19,7 @@
 
 #include "protocol/pgw.h"
 #include "protocol/scram.h"
+#include "proxy/guard.h"
 #include "proxy/io.h"
 #include "proxy/relay.h"
 
@@ -59,6 +60,7 @@ struct session {
 	struct pgw_buf upstream_packet; /* startup or cancel packet to send once connected */
 
 	struct relay relay;
+	struct guard_state guard;    /* what policies know of this session */
 	struct event *timer;         /* login, connect, cancel or closing deadline */
 	struct event *free_ev;
 

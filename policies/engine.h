@@ -1,0 +1,74 @@
+/*
+ * engine — the Lua 5.4 policy engine: loads policy files into sandboxes and asks them.
+ *
+ * One lua_State per engine; each policy file runs in its own environment table with a
+ * copy of the safe standard library (no io, no os but time/clock/date, no require, no
+ * bytecode, no debug). Every call runs under an instruction budget and a memory cap; an
+ * error, an overrun or a result that is not a decision counts as a policy failure, which
+ * denies (policy_failure = closed, the default) or allows and logs (open).
+ *
+ * Hooks a policy file may define (all optional):
+ *   on_connect(session)          -> decision      (a deny refuses the login)
+ *   on_statement(stmt, session)  -> decision(s)
+ *   on_commit(tx, session)                        (informational)
+ * Decisions are built with allow(), deny{…}, warn(…) and set{…}; see docs/policies.md.
+ */
+#ifndef DDLG_ENGINE_H
+#define DDLG_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "policies/statement.h"
+#include "policies/verdict.h"
+
+struct policy_engine;
+
+struct policy_options {
+	char **files;               /* policy files in evaluation order */
+	int nfiles;
+	bool fail_open;             /* policy_failure = open */
+	long budget;                /* instructions per call */
+	size_t mem_limit;           /* bytes the Lua state may use in all */
+};
+
+/* A DDL statement already run in the session's current transaction. */
+struct policy_tx_stmt {
+	char *tag;
+	char *text;
+	char *strict_id;
+};
+
+/* What a session tells its policies. Strings belong to the caller. */
+struct policy_session {
+	const char *user, *database, *application_name, *client_addr, *environment;
+	bool tls;
+	char tx_status;             /* 'I' idle, 'T' in a transaction block, 'E' failed */
+	int ntx;
+	const struct policy_tx_stmt *tx;   /* DDL run in the current transaction */
+	int ncreated;
+	char *const *created;       /* objects created in this transaction/session: "schema.name" or "name" */
+};
+
+/* The failure's "file:line: message", for logs; valid until the next call. */
+struct policy_engine *policy_engine_load(const struct policy_options *o, char *err, size_t errlen);
+void policy_engine_free(struct policy_engine *e);
+
+bool policy_engine_wants_dml(const struct policy_engine *e);
+bool policy_engine_has_connect(const struct policy_engine *e);
+int policy_engine_count(const struct policy_engine *e);
+
+/* Ask every policy about one statement and fold the answers into v. */
+void policy_check_statement(struct policy_engine *e, const struct stmt_info *st,
+			    const struct policy_session *s, struct verdict *v);
+void policy_check_connect(struct policy_engine *e, const struct policy_session *s, struct verdict *v);
+/* Tell policies a transaction committed (statements: the session's tx list). */
+void policy_notify_commit(struct policy_engine *e, const struct policy_session *s);
+
+/* The last policy failure ("file:line: message"), or NULL. */
+const char *policy_last_error(const struct policy_engine *e);
+
+/* Parse "2s", "500ms", "1min", "1h" or a number of milliseconds. -1 when invalid. */
+long policy_parse_duration(const char *s);
+
+#endif

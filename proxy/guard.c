@@ -1,0 +1,433 @@
+/* guard — see guard.h. */
+#include "proxy/guard.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policies/override.h"
+#include "policies/statement.h"
+#include "proxy/config.h"
+#include "proxy/log.h"
+#include "proxy/session.h"
+
+static char *xstrdup(const char *s)
+{
+	char *d = strdup(s ? s : "");
+	if (!d)
+		abort();
+	return d;
+}
+
+static void strv_add(char ***v, int *n, const char *s)
+{
+	char **nv = realloc(*v, (*n + 1) * sizeof(char *));
+	if (!nv)
+		abort();
+	*v = nv;
+	nv[(*n)++] = xstrdup(s);
+}
+
+static void strv_truncate(char **v, int *n, int keep)
+{
+	while (*n > keep)
+		free(v[--*n]);
+}
+
+void guard_free(struct guard_state *g)
+{
+	for (int i = 0; i < g->ntx; i++) {
+		free(g->tx[i].tag);
+		free(g->tx[i].text);
+		free(g->tx[i].strict_id);
+	}
+	free(g->tx);
+	strv_truncate(g->tx_created, &g->ntx_created, 0);
+	free(g->tx_created);
+	strv_truncate(g->created, &g->ncreated, 0);
+	free(g->created);
+	memset(g, 0, sizeof(*g));
+}
+
+static void tx_reset(struct guard_state *g)
+{
+	for (int i = 0; i < g->ntx; i++) {
+		free(g->tx[i].tag);
+		free(g->tx[i].text);
+		free(g->tx[i].strict_id);
+	}
+	g->ntx = 0;
+	strv_truncate(g->tx_created, &g->ntx_created, 0);
+	/* Objects of a transaction that did not commit are forgotten. */
+	strv_truncate(g->created, &g->ncreated, g->ncommitted);
+}
+
+static void fill_session(struct session *s, struct policy_session *ps)
+{
+	memset(ps, 0, sizeof(*ps));
+	ps->user = s->user;
+	ps->database = s->database;
+	ps->application_name = s->app;
+	ps->client_addr = s->client_addr;
+	ps->environment = s->route ? s->route->environment : "";
+	ps->tls = s->client.ssl != NULL;
+	ps->tx_status = (char)s->relay.last_status;
+	ps->ntx = s->guard.ntx;
+	ps->tx = s->guard.tx;
+	ps->ncreated = s->guard.ncreated;
+	ps->created = s->guard.created;
+}
+
+static void remember(struct guard_state *g, const struct stmt_info *st)
+{
+	struct policy_tx_stmt *nt = realloc(g->tx, (g->ntx + 1) * sizeof(*nt));
+	if (!nt)
+		abort();
+	g->tx = nt;
+	nt[g->ntx].tag = xstrdup(st->tag);
+	nt[g->ntx].text = xstrdup(st->text);
+	nt[g->ntx].strict_id = xstrdup(st->strict_id_hex);
+	g->ntx++;
+	for (int i = 0; i < st->nobjects; i++) {
+		const struct stmt_object *o = &st->objects[i];
+		if (!o->created)
+			continue;
+		char name[512];
+		if (o->schema)
+			snprintf(name, sizeof(name), "%s.%s", o->schema, o->name);
+		else
+			snprintf(name, sizeof(name), "%s", o->name);
+		strv_add(&g->tx_created, &g->ntx_created, name);
+		strv_add(&g->created, &g->ncreated, name);
+	}
+}
+
+void guard_ready(void *arg, uint8_t status, bool error, const char *last_tag)
+{
+	struct session *s = arg;
+	struct guard_state *g = &s->guard;
+	if (status != 'I' || (g->ntx == 0 && g->ntx_created == 0))
+		return;
+	/* Back to idle: the transaction (explicit or implicit) ended. It committed when no
+	 * error ended an autocommit statement, or when COMMIT said COMMIT (an aborted
+	 * transaction's COMMIT reports ROLLBACK). */
+	bool committed = !strcmp(last_tag, "COMMIT") ||
+			 (!error && strcmp(last_tag, "ROLLBACK") != 0);
+	if (committed) {
+		if (s->cfg->policy) {
+			struct policy_session ps;
+			fill_session(s, &ps);
+			ps.tx_status = 'I';
+			policy_notify_commit(s->cfg->policy, &ps);
+		}
+		g->ncommitted = g->ncreated;
+		slog_debug(s, "transaction with %d guarded statements committed", g->ntx);
+	} else
+		slog_debug(s, "transaction with %d guarded statements rolled back", g->ntx);
+	tx_reset(g);
+}
+
+/* ---------------------------------------------------------------- building messages */
+
+/* Append `s` as an E'…' literal, safe whatever standard_conforming_strings is. */
+static void put_literal(struct pgw_buf *b, const char *s)
+{
+	pgw_buf_put(b, "E'", 2);
+	for (; *s; s++) {
+		if (*s == '\'' || *s == '\\')
+			pgw_buf_put_u8(b, (uint8_t)*s);
+		pgw_buf_put_u8(b, (uint8_t)*s);
+	}
+	pgw_buf_put_u8(b, '\'');
+}
+
+static void deny_detail(const struct verdict *v, char *buf, size_t len)
+{
+	if (v->detail)
+		snprintf(buf, len, "ddlguard rule: %s. %s", v->rule ? v->rule : "policy", v->detail);
+	else
+		snprintf(buf, len, "ddlguard rule: %s", v->rule ? v->rule : "policy");
+}
+
+/* The DO block that makes the server raise the policy's error itself. */
+static void build_do_poison(struct pgw_buf *b, const struct verdict *v)
+{
+	char detail[1200];
+	deny_detail(v, detail, sizeof(detail));
+	const char *tag = "$ddlguard$";
+	pgw_buf_put(b, "DO ", 3);
+	pgw_buf_put(b, tag, strlen(tag));
+	pgw_buf_put(b, "BEGIN RAISE EXCEPTION USING ERRCODE = '", 39);
+	pgw_buf_put(b, v->sqlstate, 5);
+	pgw_buf_put(b, "', MESSAGE = ", 13);
+	put_literal(b, v->message);
+	pgw_buf_put(b, ", DETAIL = ", 11);
+	put_literal(b, detail);
+	if (v->hint) {
+		pgw_buf_put(b, ", HINT = ", 9);
+		put_literal(b, v->hint);
+	}
+	pgw_buf_put(b, "; END", 5);
+	pgw_buf_put(b, tag, strlen(tag));
+}
+
+static void build_deny_error(struct pgw_buf *b, const struct verdict *v)
+{
+	char detail[1200];
+	deny_detail(v, detail, sizeof(detail));
+	pgw_build_error(b, 'E', "ERROR", v->sqlstate, v->message, detail, v->hint);
+}
+
+static void build_notices(struct pgw_buf *b, const struct verdict *v)
+{
+	for (int i = 0; i < v->nwarnings; i++) {
+		char detail[300];
+		snprintf(detail, sizeof(detail), "ddlguard rule: %s", v->warnings[i].rule ? v->warnings[i].rule : "policy");
+		pgw_build_error(b, 'N', "WARNING", "01000", v->warnings[i].message, detail, v->warnings[i].hint);
+	}
+}
+
+/* SQL that tightens one timeout (never loosening the client's) and saves the old value. */
+static void timeout_sql(struct pgw_buf *sql, const char *guc, int ms)
+{
+	char buf[600];
+	snprintf(buf, sizeof(buf),
+		 "set_config('ddlguard.saved_%s', current_setting('%s'), false), "
+		 "set_config('%s', CASE WHEN current_setting('%s')::interval = '0'::interval "
+		 "OR current_setting('%s')::interval > '%dms'::interval THEN '%dms' "
+		 "ELSE current_setting('%s') END, false)",
+		 guc, guc, guc, guc, guc, ms, ms, guc);
+	pgw_buf_put(sql, buf, strlen(buf));
+}
+
+static void restore_sql(struct pgw_buf *sql, const char *guc)
+{
+	char buf[200];
+	snprintf(buf, sizeof(buf), "set_config('%s', current_setting('ddlguard.saved_%s'), false)", guc, guc);
+	pgw_buf_put(sql, buf, strlen(buf));
+}
+
+static void add_query(struct pgw_buf *b, const struct pgw_buf *sql)
+{
+	size_t m = pgw_msg_begin(b, 'Q');
+	pgw_buf_put(b, sql->data, sql->len);
+	pgw_buf_put_u8(b, 0);
+	pgw_msg_end(b, m);
+}
+
+static void build_timeouts(struct session *s, const struct verdict *v, uint8_t type,
+			   struct relay_inspection *out)
+{
+	struct pgw_buf pre = { 0 }, post = { 0 };
+	pgw_buf_put(&pre, "SELECT ", 7);
+	pgw_buf_put(&post, "SELECT ", 7);
+	if (v->lock_timeout_ms) {
+		timeout_sql(&pre, "lock_timeout", v->lock_timeout_ms);
+		restore_sql(&post, "lock_timeout");
+	}
+	if (v->statement_timeout_ms) {
+		if (v->lock_timeout_ms) {
+			pgw_buf_put(&pre, ", ", 2);
+			pgw_buf_put(&post, ", ", 2);
+		}
+		timeout_sql(&pre, "statement_timeout", v->statement_timeout_ms);
+		restore_sql(&post, "statement_timeout");
+	}
+	if (type == 'Q') {
+		add_query(&out->before, &pre);
+		out->before_types[out->nbefore++] = 'Q';
+	} else {
+		/* Inside an extended-protocol sequence a simple Query would end the implicit
+		 * transaction early: use extended messages with names of our own. */
+		char stmt[32], portal[32];
+		unsigned n = ++s->guard.inject_seq;
+		snprintf(stmt, sizeof(stmt), "ddlguard_s%u", n);
+		snprintf(portal, sizeof(portal), "ddlguard_p%u", n);
+		struct pgw_buf *b = &out->before;
+		size_t m = pgw_msg_begin(b, 'P');
+		pgw_buf_put_str(b, stmt);
+		pgw_buf_put(b, pre.data, pre.len);
+		pgw_buf_put_u8(b, 0);
+		pgw_buf_put_u8(b, 0);
+		pgw_buf_put_u8(b, 0);   /* Int16 0 parameter types */
+		pgw_msg_end(b, m);
+		m = pgw_msg_begin(b, 'B');
+		pgw_buf_put_str(b, portal);
+		pgw_buf_put_str(b, stmt);
+		pgw_buf_put_u32(b, 0);  /* Int16 0 format codes, Int16 0 parameters */
+		pgw_buf_put(b, "\0\0", 2); /* Int16 0 result format codes */
+		pgw_msg_end(b, m);
+		m = pgw_msg_begin(b, 'E');
+		pgw_buf_put_str(b, portal);
+		pgw_buf_put_u32(b, 0);
+		pgw_msg_end(b, m);
+		m = pgw_msg_begin(b, 'C');
+		pgw_buf_put_u8(b, 'P');
+		pgw_buf_put_str(b, portal);
+		pgw_msg_end(b, m);
+		m = pgw_msg_begin(b, 'C');
+		pgw_buf_put_u8(b, 'S');
+		pgw_buf_put_str(b, stmt);
+		pgw_msg_end(b, m);
+		const uint8_t types[] = { 'P', 'B', 'E', 'C', 'C' };
+		memcpy(out->before_types, types, sizeof(types));
+		out->nbefore = sizeof(types);
+	}
+	add_query(&out->after_sync, &post);
+	pgw_buf_free(&pre);
+	pgw_buf_free(&post);
+}
+
+/* ---------------------------------------------------------------- inspection */
+
+static const char *objects_str(const struct stmt_info *st, char *buf, size_t len)
+{
+	size_t n = 0;
+	buf[0] = 0;
+	for (int i = 0; i < st->nobjects && n < len; i++) {
+		const struct stmt_object *o = &st->objects[i];
+		int w = snprintf(buf + n, len - n, "%s%s%s%s", i ? ", " : "", o->schema ? o->schema : "",
+				 o->schema ? "." : "", o->name);
+		if (w < 0)
+			break;
+		n += (size_t)w;
+	}
+	return buf;
+}
+
+bool guard_inspect(void *arg, uint8_t type, const uint8_t *msg, size_t len,
+		   struct relay_inspection *out)
+{
+	struct session *s = arg;
+	struct policy_engine *e = s->cfg->policy;
+	const char *body = (const char *)msg + PGW_HDR_LEN;
+	size_t blen = len - PGW_HDR_LEN;
+	const char *text = body;
+	size_t name_len = 0;
+	if (type == 'P') {
+		const char *nul = memchr(body, 0, blen);
+		if (!nul)
+			return true;    /* malformed: the server answers it */
+		name_len = (size_t)(nul - body) + 1;
+		text = nul + 1;
+	}
+	const char *tend = memchr(text, 0, blen - (size_t)(text - body));
+	if (!tend)
+		return true;
+	size_t tlen = (size_t)(tend - text);
+	bool dml = policy_engine_wants_dml(e);
+	if (!dml && stmt_fast_path(text, tlen))
+		return true;
+
+	struct stmt_list l;
+	if (!stmt_analyze(text, &l)) {
+		snprintf(s->relay.error_sqlstate, sizeof(s->relay.error_sqlstate), "53200");
+		snprintf(s->relay.error_message, sizeof(s->relay.error_message), "out of memory analysing a statement");
+		return false;
+	}
+	if (l.parse_error) {
+		s->guard.unparsed++;
+		slog_info(s, "decision: pass (text does not parse, the server answers it: %s)", l.error ? l.error : "");
+		stmt_list_free(&l);
+		return true;
+	}
+	struct policy_session ps;
+	fill_session(s, &ps);
+	struct verdict v;
+	verdict_init(&v);
+	int denied = -1;
+	for (int i = 0; i < l.n; i++) {
+		const struct stmt_info *st = &l.items[i];
+		if (!st->ddl && !st->opaque && !dml)
+			continue;
+		struct verdict sv;
+		verdict_init(&sv);
+		policy_check_statement(e, st, &ps, &sv);
+		if (sv.policy_error)
+			slog_error(s, "policy failure (%s): %s", s->cfg->policy_fail_open ? "allowed" : "denied",
+				   policy_last_error(e));
+		char reason[300];
+		if (sv.kind == VERDICT_DENY && sv.overridable &&
+		    stmt_find_override(text, st->offset, st->offset + st->length, sv.rule, reason, sizeof(reason))) {
+			char w[600];
+			snprintf(w, sizeof(w), "rule %s overridden inline: %s", sv.rule, reason);
+			slog_info(s, "decision: override of %s on %s line %d (%s)", sv.rule, st->tag, st->line, reason);
+			verdict_add_warning(&sv, sv.rule, w, NULL);
+			sv.kind = VERDICT_ALLOW;
+		}
+		char objs[300];
+		if (sv.kind == VERDICT_DENY) {
+			denied = i;
+			s->guard.denied++;
+			slog_info(s, "decision: deny %s %s (rule %s, SQLSTATE %s)", st->tag,
+				  objects_str(st, objs, sizeof(objs)), sv.rule ? sv.rule : "-", sv.sqlstate);
+		} else if (sv.nwarnings) {
+			s->guard.warned++;
+			slog_info(s, "decision: warn %s %s (%d warnings)", st->tag,
+				  objects_str(st, objs, sizeof(objs)), sv.nwarnings);
+		} else {
+			s->guard.allowed++;
+			slog_debug(s, "decision: allow %s %s", st->tag, objects_str(st, objs, sizeof(objs)));
+		}
+		verdict_merge(&v, &sv);
+		if (denied >= 0)
+			break;  /* the server stops at the first error: nothing after it runs */
+		if (st->ddl)
+			remember(&s->guard, st);
+	}
+
+	if (v.kind == VERDICT_DENY || v.nwarnings) {
+		out->x = relay_extra_new();
+		build_notices(&out->x->notices, &v);
+	}
+	if (v.kind == VERDICT_DENY) {
+		struct relay_extra *x = out->x;
+		build_deny_error(&x->error, &v);
+		out->action = RELAY_REWRITE;
+		struct pgw_buf *b = &out->replace;
+		size_t m = pgw_msg_begin(b, (char)type);
+		if (type == 'Q') {
+			/* Keep what precedes the denied statement, so earlier statements of the
+			 * same Query run (and fail) exactly as they would have. */
+			pgw_buf_put(b, text, l.items[denied].offset);
+			/* A newline ends a trailing -- comment; an extra ';' is an empty statement. */
+			if (l.items[denied].offset)
+				pgw_buf_put(b, "\n;\n", 3);
+			build_do_poison(b, &v);
+			pgw_buf_put_u8(b, 0);
+			memcpy(x->only_if, v.sqlstate, 6);
+		} else {
+			/* Same statement name and parameter types; a text the raw parser rejects. */
+			pgw_buf_put(b, body, name_len);
+			pgw_buf_put_str(b, "DDLGUARD POLICY REJECTED THIS STATEMENT");
+			pgw_buf_put(b, tend + 1, blen - (size_t)(tend + 1 - body));
+			memcpy(x->only_if, "42601", 6);
+			pgw_build_error(&x->aborted, 'E', "ERROR", "25P02",
+					"current transaction is aborted, commands ignored until end of transaction block",
+					NULL, NULL);
+		}
+		pgw_msg_end(b, m);
+	} else if ((v.lock_timeout_ms || v.statement_timeout_ms) &&
+		   !(type == 'P' && s->relay.last_status == 'E')) {
+		/* In a failed transaction the statement fails anyway; an extended-protocol
+		 * SET of ours would fail first and hide the client's own error. */
+		build_timeouts(s, &v, type, out);
+		slog_debug(s, "decision: lock_timeout %d ms, statement_timeout %d ms",
+			   v.lock_timeout_ms, v.statement_timeout_ms);
+	}
+	verdict_free(&v);
+	stmt_list_free(&l);
+	return true;
+}
+
+bool guard_connect(struct session *s, struct verdict *v)
+{
+	struct policy_engine *e = s->cfg->policy;
+	if (!policy_engine_has_connect(e))
+		return true;
+	struct policy_session ps;
+	fill_session(s, &ps);
+	ps.tx_status = 'I';
+	policy_check_connect(e, &ps, v);
+	return v->kind != VERDICT_DENY;
+}
