@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "policies/override.h"
 #include "policies/tree.h"
 
 #define HOOK_EVERY 1000          /* instructions between budget checks */
@@ -741,6 +742,22 @@ void policy_check_statement(struct policy_engine *e, const struct stmt_info *st,
 	}
 	/* Policies' garbage is small; a step per statement keeps the heap flat. */
 	lua_gc(L, LUA_GCSTEP, 0);
+}
+
+void policy_decide(struct policy_engine *e, const char *sql, const struct stmt_info *st,
+		   const struct policy_session *s, struct verdict *v)
+{
+	policy_check_statement(e, st, s, v);
+	char reason[300];
+	if (v->kind == VERDICT_DENY && v->overridable &&
+	    stmt_find_override(sql, st->offset, st->offset + st->length, v->rule, reason, sizeof(reason))) {
+		char w[700];
+		snprintf(w, sizeof(w), "rule %s overridden inline: %s", v->rule, reason);
+		verdict_add_warning(v, v->rule, w, NULL);
+		snprintf(w, sizeof(w), "%s (%s)", v->rule, reason);
+		v->overridden = strdup(w);
+		v->kind = VERDICT_ALLOW;
+	}
 }
 
 void policy_check_connect(struct policy_engine *e, const struct policy_session *s, struct verdict *v)

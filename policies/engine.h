@@ -61,6 +61,13 @@ int policy_engine_count(const struct policy_engine *e);
 /* Ask every policy about one statement and fold the answers into v. */
 void policy_check_statement(struct policy_engine *e, const struct stmt_info *st,
 			    const struct policy_session *s, struct verdict *v);
+/*
+ * The decision for one statement of `sql` as both the proxy and `ddlguard check` make it:
+ * the policies' verdict, with a deny lifted to a warning when the rule allows overrides
+ * and the migration carries `-- ddlguard:allow RULE reason="…"` for it (v->overridden).
+ */
+void policy_decide(struct policy_engine *e, const char *sql, const struct stmt_info *st,
+		   const struct policy_session *s, struct verdict *v);
 void policy_check_connect(struct policy_engine *e, const struct policy_session *s, struct verdict *v);
 /* Tell policies a transaction committed (statements: the session's tx list). */
 void policy_notify_commit(struct policy_engine *e, const struct policy_session *s);

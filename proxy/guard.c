@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "policies/override.h"
 #include "policies/statement.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
@@ -342,19 +341,12 @@ bool guard_inspect(void *arg, uint8_t type, const uint8_t *msg, size_t len,
 			continue;
 		struct verdict sv;
 		verdict_init(&sv);
-		policy_check_statement(e, st, &ps, &sv);
+		policy_decide(e, text, st, &ps, &sv);
 		if (sv.policy_error)
 			slog_error(s, "policy failure (%s): %s", s->cfg->policy_fail_open ? "allowed" : "denied",
 				   policy_last_error(e));
-		char reason[300];
-		if (sv.kind == VERDICT_DENY && sv.overridable &&
-		    stmt_find_override(text, st->offset, st->offset + st->length, sv.rule, reason, sizeof(reason))) {
-			char w[600];
-			snprintf(w, sizeof(w), "rule %s overridden inline: %s", sv.rule, reason);
-			slog_info(s, "decision: override of %s on %s line %d (%s)", sv.rule, st->tag, st->line, reason);
-			verdict_add_warning(&sv, sv.rule, w, NULL);
-			sv.kind = VERDICT_ALLOW;
-		}
+		if (sv.overridden)
+			slog_info(s, "decision: override of %s on %s line %d", sv.overridden, st->tag, st->line);
 		char objs[300];
 		if (sv.kind == VERDICT_DENY) {
 			denied = i;

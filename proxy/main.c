@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proxy/check.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
 #include "proxy/run.h"
@@ -23,6 +24,8 @@ static void usage(FILE *fp)
 "Usage:\n"
 "  ddlguard [OPTIONS]                    run the proxy\n"
 "  ddlguard run [OPTIONS] -- COMMAND…    run COMMAND through a private ddlguard\n"
+"  ddlguard check [OPTIONS] FILE…        run the policies over migration files offline\n"
+"                                        (ddlguard check --help)\n"
 "\n"
 "Options:\n"
 "  -c, --config FILE          INI configuration file ([ddlguard] and [databases])\n"
@@ -44,6 +47,8 @@ static void usage(FILE *fp)
 int main(int argc, char **argv)
 {
 	struct cli_opts opts = { 0 };
+	if (argc > 1 && !strcmp(argv[1], "check"))
+		return check_main(argc - 1, argv + 1);
 	bool check_only = false;
 	bool run_mode = argc > 1 && !strcmp(argv[1], "run");
 	if (run_mode) {
