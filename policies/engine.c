@@ -67,7 +67,7 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
 	e->steps += HOOK_EVERY;
 	if (e->steps > e->budget) {
 		e->overrun = true;
-		luaL_error(L, "instruction budget exceeded (%ld instructions)", e->budget);
+		luaL_error(L, "instruction budget exceeded (%I instructions)", (lua_Integer)e->budget);
 	}
 }
 
@@ -331,8 +331,10 @@ struct policy_engine *policy_engine_load(const struct policy_options *o, char *e
 			free(src);
 			goto fail;
 		}
+		/* Lua keeps only the tail of long chunk names: name the file by its base name,
+		 * so errors read "rule.lua:12: …". */
 		char chunkname[512];
-		snprintf(chunkname, sizeof(chunkname), "@%s", o->files[i]);
+		snprintf(chunkname, sizeof(chunkname), "@%s", base);
 		if (luaL_loadbufferx(e->L, src, len, chunkname, "t") != LUA_OK) {
 			snprintf(err, errlen, "%s", lua_tostring(e->L, -1));
 			free(src);

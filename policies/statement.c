@@ -8,6 +8,9 @@
  *
  * What the fields mean, where the header leaves room:
  *
+ * - `tag` is PG15's CreateCommandTag() for the raw statement, the tag event triggers and
+ *   the server log use. It is the CommandComplete tag too, except that CREATE TABLE AS
+ *   and SELECT INTO complete as "SELECT n" on the wire.
  * - Locks follow reference/rules-catalog.md appendix A (measured on PG15) and, where the
  *   appendix is silent, AlterTableGetLockLevel() and the command's own code in PG15. An
  *   ALTER TABLE takes the strongest lock of its sub-commands on its table; other tables
@@ -2138,8 +2141,9 @@ bool stmt_fast_path(const char *sql, size_t len)
 	}
 
 	const char *word = NULL;
+	unsigned char first = i < len ? lower((unsigned char)sql[i]) : 0;
 	for (size_t k = 0; k < sizeof first_words / sizeof *first_words; k++) {
-		if (word_at(sql, len, i, first_words[k])) {
+		if ((unsigned char)first_words[k][0] == first && word_at(sql, len, i, first_words[k])) {
 			word = first_words[k];
 			break;
 		}

@@ -108,6 +108,17 @@ void stmt_list_free(struct stmt_list *l);
  * true by mistake; may be false for harmless text (which then gets parsed). */
 bool stmt_fast_path(const char *sql, size_t len);
 
-const char *stmt_lock_name(enum stmt_lock l);   /* "ACCESS EXCLUSIVE" … */
+const char *stmt_lock_name(enum stmt_lock l);
+
+/*
+ * Does this statement go to the policies even when they do not ask for DML? Schema
+ * changes, opaque statements (DO, CALL, function calls), anything that takes SHARE UPDATE
+ * EXCLUSIVE or stronger (VACUUM FULL, CLUSTER, REINDEX, REFRESH, LOCK) and anything that
+ * cannot run in a transaction block.
+ */
+static inline bool stmt_guarded(const struct stmt_info *st)
+{
+	return st->ddl || st->opaque || st->lock >= STMT_LOCK_SHARE_UPDATE_EXCLUSIVE || !st->in_tx_block_ok;
+}   /* "ACCESS EXCLUSIVE" … */
 
 #endif

@@ -401,18 +401,24 @@ static int l_list_len(lua_State *L)
 	return 1;
 }
 
+/* pairs() iterator over a list: the items that are not nil, in order. A list can hold
+ * PostgreSQL's NIL (an empty Node), which reads as nil and would stop ipairs() early. */
 static int l_list_next(lua_State *L)
 {
-	luaL_checkudata(L, 1, TREE_LIST_MT);
-	lua_Integer i = luaL_optinteger(L, 2, 0) + 1;
-	lua_settop(L, 1);
-	lua_pushinteger(L, i);
-	l_list_index(L);   /* pushes element i, or nil past the end */
-	if (lua_isnil(L, -1))
-		return 1;
-	lua_pushinteger(L, i);
-	lua_insert(L, -2);
-	return 2;
+	const struct tree_view *v = luaL_checkudata(L, 1, TREE_LIST_MT);
+	lua_Integer n = (lua_Integer)repeated_count(v->msg, v->list);
+	for (lua_Integer i = luaL_optinteger(L, 2, 0) + 1; i <= n; i++) {
+		lua_settop(L, 1);
+		lua_pushinteger(L, i);
+		l_list_index(L);   /* pushes element i */
+		if (!lua_isnil(L, -1)) {
+			lua_pushinteger(L, i);
+			lua_insert(L, -2);
+			return 2;
+		}
+	}
+	lua_pushnil(L);
+	return 1;
 }
 
 static int l_list_pairs(lua_State *L)

@@ -23,6 +23,9 @@
  *     `cmd.def.ColumnDef.colname` (which also works, see above).
  *   - Repeated fields are read-only arrays, converted lazily too: `#tree.cmds`,
  *     `tree.cmds[1]`, `ipairs(tree.cmds)`. An absent repeated field is an empty array.
+ *     An item can be PostgreSQL's NIL (an empty Node, e.g. the missing column list of
+ *     a function in FROM), which reads as nil and stops ipairs() early: `for i = 1, #l`
+ *     sees every position, pairs(l) every item that is not nil.
  *   - Enums are their value names as in pg_query.proto: cmd.subtype == "AT_AddColumn",
  *     constraint.contype == "CONSTR_FOREIGN", stmt.behavior == "DROP_CASCADE".
  *   - Strings, numbers and booleans are Lua values. proto3 cannot tell an empty string

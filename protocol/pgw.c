@@ -342,6 +342,8 @@ enum pgw_status pgw_sasl_strip_plus(const uint8_t *body, size_t len, struct pgw_
 		}
 		p = e + 1;
 	}
+	if (p >= end)
+		return PGW_MALFORMED;  /* the list must end with an empty name */
 	pgw_buf_put_u8(out, 0);
 	pgw_msg_end(out, m);
 	return PGW_OK;

@@ -190,7 +190,7 @@ static void check_text(struct policy_engine *e, const char *file, const char *sq
 		default:
 			break;
 		}
-		if (!st->ddl && !st->opaque && !wants_dml)
+		if (!stmt_guarded(st) && !wants_dml)
 			continue;
 		ps.tx = tx;
 		ps.ntx = ntx;

@@ -186,23 +186,30 @@ static void build_notices(struct pgw_buf *b, const struct verdict *v)
 	}
 }
 
-/* SQL that tightens one timeout (never loosening the client's) and saves the old value. */
+/*
+ * SQL that tightens one timeout, never loosening the client's, and saves the client's value
+ * unless an earlier guarded statement already saved it (the restore runs once, later).
+ */
 static void timeout_sql(struct pgw_buf *sql, const char *guc, int ms)
 {
-	char buf[600];
+	char buf[700];
 	snprintf(buf, sizeof(buf),
-		 "set_config('ddlguard.saved_%s', current_setting('%s'), false), "
+		 "set_config('ddlguard.saved_%s', COALESCE(NULLIF(current_setting('ddlguard.saved_%s', true), ''), "
+		 "current_setting('%s')), false), "
 		 "set_config('%s', CASE WHEN current_setting('%s')::interval = '0'::interval "
 		 "OR current_setting('%s')::interval > '%dms'::interval THEN '%dms' "
 		 "ELSE current_setting('%s') END, false)",
-		 guc, guc, guc, guc, guc, ms, ms, guc);
+		 guc, guc, guc, guc, guc, guc, ms, ms, guc);
 	pgw_buf_put(sql, buf, strlen(buf));
 }
 
 static void restore_sql(struct pgw_buf *sql, const char *guc)
 {
-	char buf[200];
-	snprintf(buf, sizeof(buf), "set_config('%s', current_setting('ddlguard.saved_%s'), false)", guc, guc);
+	char buf[300];
+	snprintf(buf, sizeof(buf),
+		 "set_config('%s', COALESCE(NULLIF(current_setting('ddlguard.saved_%s', true), ''), "
+		 "current_setting('%s')), false), set_config('ddlguard.saved_%s', '', false)",
+		 guc, guc, guc, guc);
 	pgw_buf_put(sql, buf, strlen(buf));
 }
 
@@ -272,7 +279,7 @@ static void build_timeouts(struct session *s, const struct verdict *v, uint8_t t
 		memcpy(out->before_types, types, sizeof(types));
 		out->nbefore = sizeof(types);
 	}
-	add_query(&out->after_sync, &post);
+	pgw_buf_put(&out->after_sql, post.data, post.len);
 	pgw_buf_free(&pre);
 	pgw_buf_free(&post);
 }
@@ -337,7 +344,7 @@ bool guard_inspect(void *arg, uint8_t type, const uint8_t *msg, size_t len,
 	int denied = -1;
 	for (int i = 0; i < l.n; i++) {
 		const struct stmt_info *st = &l.items[i];
-		if (!st->ddl && !st->opaque && !dml)
+		if (!stmt_guarded(st) && !dml)
 			continue;
 		struct verdict sv;
 		verdict_init(&sv);

@@ -2,23 +2,20 @@
 #include "proxy/relay.h"
 
 #include <event2/buffer.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stdio.h>
 
 /* A client that pipelines this many unanswered requests is cut off rather than grown. */
 #define RELAY_MAX_PENDING (1u << 20)
+#define MARK_COPY_END 'c'
 
-void relay_init(struct relay *r, uint32_t max_packet)
+void relay_init(struct relay *r, uint32_t max_packet, struct evbuffer *to_server)
 {
 	memset(r, 0, sizeof(*r));
 	r->max_packet = max_packet;
 	r->last_status = 'I';
-}
-
-static struct relay_req *req_at(const struct relay *r, uint32_t i)
-{
-	return &r->q[(r->q_head + i) & (r->q_cap - 1)];
+	r->to_server = to_server;
 }
 
 struct relay_extra *relay_extra_new(void)
@@ -43,9 +40,14 @@ void relay_inspection_free(struct relay_inspection *in)
 {
 	pgw_buf_free(&in->before);
 	pgw_buf_free(&in->replace);
-	pgw_buf_free(&in->after_sync);
+	pgw_buf_free(&in->after_sql);
 	relay_extra_free(in->x);
 	in->x = NULL;
+}
+
+static struct relay_req *req_at(const struct relay *r, uint32_t i)
+{
+	return &r->q[(r->q_head + i) & (r->q_cap - 1)];
 }
 
 static void pop_head(struct relay *r)
@@ -57,6 +59,14 @@ static void pop_head(struct relay *r)
 	r->q_len--;
 }
 
+/* The entry the next server message answers; CopyDone markers only separate entries. */
+static struct relay_req *head(struct relay *r)
+{
+	while (r->q_len && req_at(r, 0)->type == MARK_COPY_END)
+		pop_head(r);
+	return r->q_len ? req_at(r, 0) : NULL;
+}
+
 void relay_free(struct relay *r)
 {
 	while (r->q_len)
@@ -64,7 +74,7 @@ void relay_free(struct relay *r)
 	free(r->q);
 	r->q = NULL;
 	r->q_cap = 0;
-	pgw_buf_free(&r->after_sync);
+	pgw_buf_free(&r->pending_sql);
 }
 
 void relay_push(struct relay *r, uint8_t type, enum relay_action action, struct relay_extra *x)
@@ -90,7 +100,10 @@ void relay_push(struct relay *r, uint8_t type, enum relay_action action, struct 
 
 bool relay_idle(const struct relay *r)
 {
-	return r->q_len == 0 && r->c_left == 0 && r->s_left == 0;
+	for (uint32_t i = 0; i < r->q_len; i++)
+		if (req_at(r, i)->type != MARK_COPY_END)
+			return false;
+	return r->c_left == 0 && r->s_left == 0;
 }
 
 bool relay_at_server_boundary(const struct relay *r)
@@ -123,32 +136,57 @@ static enum relay_result proto_error(struct relay *r, const char *sqlstate, cons
 	return RELAY_PROTOCOL_ERROR;
 }
 
-void relay_inject_query(struct relay *r, struct evbuffer *out, const char *sql)
+/* Push a FIFO entry unless the server will not answer the message. */
+static void push_if_answered(struct relay *r, uint8_t type, enum relay_action a, struct relay_extra *x)
 {
-	uint32_t len = (uint32_t)(4 + strlen(sql) + 1);
-	uint8_t hdr[5] = { 'Q', len >> 24, len >> 16, len >> 8, len };
-	evbuffer_add(out, hdr, 5);
-	evbuffer_add(out, sql, strlen(sql) + 1);
-	relay_push(r, 'Q', RELAY_SWALLOW, NULL);
-}
-
-/* Push a FIFO entry unless the server is discarding messages until Sync. */
-static void push_unless_skipping(struct relay *r, uint8_t type, enum relay_action a, struct relay_extra *x)
-{
-	if (r->skip_until_sync && type != 'S') {
+	bool ignored = (r->skip_until_sync && type != 'S') || (r->copy_ignores_sync && type == 'S');
+	if (ignored) {
 		relay_extra_free(x);
 		return;
 	}
 	relay_push(r, type, a, x);
 }
 
-static void send_after_sync(struct relay *r, struct evbuffer *out)
+static void add_query(struct evbuffer *out, const char *sql, size_t n)
 {
-	if (!r->after_sync.len)
+	uint32_t len = (uint32_t)(4 + n + 1);
+	uint8_t hdr[5] = { 'Q', len >> 24, len >> 16, len >> 8, len };
+	evbuffer_add(out, hdr, 5);
+	evbuffer_add(out, sql, n);
+	evbuffer_add(out, "", 1);
+}
+
+/* Send our pending queries if the session is idle at a Sync boundary. */
+static void send_own_if_idle(struct relay *r)
+{
+	if ((!r->pending_sql.len && !(r->inject_due && r->inject_query)) ||
+	    r->unsynced || r->skip_until_sync || r->copy_ignores_sync || !relay_idle(r) || !r->to_server)
 		return;
-	evbuffer_add(out, r->after_sync.data, r->after_sync.len);
-	push_unless_skipping(r, 'Q', RELAY_SWALLOW, NULL);
-	pgw_buf_reset(&r->after_sync);
+	if (r->pending_sql.len) {
+		add_query(r->to_server, (const char *)r->pending_sql.data, r->pending_sql.len);
+		relay_push(r, 'Q', RELAY_SWALLOW, NULL);
+		pgw_buf_reset(&r->pending_sql);
+		r->stats.own_queries++;
+	}
+	if (r->inject_due && r->inject_query) {
+		add_query(r->to_server, r->inject_query, strlen(r->inject_query));
+		relay_push(r, 'Q', RELAY_SWALLOW, NULL);
+		r->inject_due = false;
+		r->stats.own_queries++;
+	}
+	r->wrote_to_server = true;
+}
+
+void relay_run_when_idle(struct relay *r, const char *sql, size_t len)
+{
+	/* The same restore twice would restore a value already restored: run it once. */
+	for (size_t i = 0; r->pending_sql.len >= len && i + len <= r->pending_sql.len; i++)
+		if (!memcmp(r->pending_sql.data + i, sql, len))
+			return;
+	if (r->pending_sql.len)
+		pgw_buf_put(&r->pending_sql, "; ", 2);
+	pgw_buf_put(&r->pending_sql, sql, len);
+	send_own_if_idle(r);
 }
 
 /* A whole Query or Parse is at the head of `in`: ask the session, then send. */
@@ -165,7 +203,7 @@ static bool inspect_message(struct relay *r, struct evbuffer *in, struct evbuffe
 		evbuffer_add(out, ins.before.data, ins.before.len);
 		for (int i = 0; i < ins.nbefore; i++)
 			if (answered(ins.before_types[i]))
-				push_unless_skipping(r, ins.before_types[i], RELAY_SWALLOW, NULL);
+				push_if_answered(r, ins.before_types[i], RELAY_SWALLOW, NULL);
 	}
 	if (ins.replace.len) {
 		evbuffer_drain(in, total);
@@ -173,20 +211,50 @@ static bool inspect_message(struct relay *r, struct evbuffer *in, struct evbuffe
 	} else
 		evbuffer_remove_buffer(in, out, total);
 	r->stats.client_bytes += total;
-	if (type == 'Q')
+	if (type == 'Q') {
 		r->stats.queries++;
-	else
+		r->unsynced = false;
+	} else {
 		r->stats.parses++;
-	push_unless_skipping(r, type, ins.action, ins.x);
-	ins.x = NULL;
-	if (ins.after_sync.len) {
-		pgw_buf_put(&r->after_sync, ins.after_sync.data, ins.after_sync.len);
-		/* After a simple Query the boundary is now; after a Parse, the next Sync. */
-		if (type == 'Q')
-			send_after_sync(r, out);
+		r->unsynced = true;
 	}
+	push_if_answered(r, type, ins.action, ins.x);
+	ins.x = NULL;
+	if (ins.after_sql.len)
+		relay_run_when_idle(r, (const char *)ins.after_sql.data, ins.after_sql.len);
 	relay_inspection_free(&ins);
 	return true;
+}
+
+/* Book-keeping for a client message whose header was just read. */
+static void client_message(struct relay *r, uint8_t t)
+{
+	switch (t) {
+	case 'S':
+		if (!r->copy_ignores_sync) {
+			r->skip_until_sync = false;
+			r->unsynced = false;
+			r->inject_due = true;
+		}
+		break;
+	case 'Q':
+	case 'F':
+		r->unsynced = false;
+		break;
+	case 'P': case 'B': case 'D': case 'E': case 'C': case 'H':
+		r->unsynced = true;
+		break;
+	case 'c':
+	case 'f':
+		/* CopyDone/CopyFail end the server's COPY-in: Syncs after it count again. */
+		if (r->copy_ignores_sync)
+			r->copy_ignores_sync = false;
+		else if (r->q_len)
+			relay_push(r, MARK_COPY_END, RELAY_FORWARD, NULL);
+		break;
+	default:
+		break;
+	}
 }
 
 enum relay_result relay_client_data(struct relay *r, struct evbuffer *in, struct evbuffer *out)
@@ -206,18 +274,6 @@ enum relay_result relay_client_data(struct relay *r, struct evbuffer *in, struct
 				res = RELAY_TERMINATE;
 				break;
 			}
-			if (r->c_type == 'S' && (r->inject_query || r->after_sync.len)) {
-				/* A Sync boundary: the server has left skip-until-Sync after it, so
-				 * a message of ours is answered in order and cannot disturb the
-				 * client's next extended-protocol sequence. */
-				evbuffer_remove_buffer(in, out, off);
-				r->stats.client_bytes += off;
-				avail -= off;
-				off = 0;
-				send_after_sync(r, out);
-				if (r->inject_query)
-					relay_inject_query(r, out, r->inject_query);
-			}
 			continue;
 		}
 		if (avail - off < PGW_HDR_LEN)
@@ -235,6 +291,7 @@ enum relay_result relay_client_data(struct relay *r, struct evbuffer *in, struct
 			else
 				snprintf(msg, sizeof(msg), "invalid message length %u for message type '%c'", len, hdr[0]);
 			evbuffer_remove_buffer(in, out, off); /* what came before was valid */
+			r->stats.client_bytes += off;
 			return proto_error(r, "08P01", msg);
 		}
 		if (r->inspect && (hdr[0] == 'Q' || hdr[0] == 'P')) {
@@ -258,17 +315,14 @@ enum relay_result relay_client_data(struct relay *r, struct evbuffer *in, struct
 			continue;
 		}
 		if (answered(hdr[0])) {
-			if (hdr[0] == 'S')
-				r->skip_until_sync = false;
-			/* During skip-until-Sync the server discards the message unanswered. */
-			if (!r->skip_until_sync) {
-				if (r->q_len >= RELAY_MAX_PENDING) {
-					evbuffer_remove_buffer(in, out, off);
-					return proto_error(r, "54000", "too many pipelined requests without reading the responses");
-				}
-				relay_push(r, hdr[0], RELAY_FORWARD, NULL);
+			if (r->q_len >= RELAY_MAX_PENDING) {
+				evbuffer_remove_buffer(in, out, off);
+				r->stats.client_bytes += off;
+				return proto_error(r, "54000", "too many pipelined requests without reading the responses");
 			}
+			push_if_answered(r, hdr[0], RELAY_FORWARD, NULL);
 		}
+		client_message(r, hdr[0]);
 		if (hdr[0] == 'Q')
 			r->stats.queries++;
 		else if (hdr[0] == 'P')
@@ -295,14 +349,47 @@ static void skip_to_sync(struct relay *r)
 }
 
 /*
- * Decide what a server message of type t means for the FIFO head; pops entries the
- * message completes. Called once per message, at its header.
+ * CopyInResponse: until the client's CopyDone/CopyFail the server ignores Sync, so drop the
+ * Sync entries the client sent after the COPY's own request and before its CopyDone.
  */
-static void account(struct relay *r, uint8_t t, uint8_t status)
+static void copy_in_started(struct relay *r)
 {
 	if (r->q_len == 0)
 		return;
-	uint8_t h = req_at(r, 0)->type;
+	uint32_t n = r->q_len, w = 1;
+	bool marker = false;
+	struct relay_req *tmp = malloc(n * sizeof(*tmp));
+	if (!tmp)
+		abort();
+	tmp[0] = *req_at(r, 0);
+	for (uint32_t i = 1; i < n; i++) {
+		struct relay_req *e = req_at(r, i);
+		if (e->type == MARK_COPY_END)
+			marker = true;
+		if (!marker && e->type == 'S') {
+			relay_extra_free(e->x);
+			continue;
+		}
+		tmp[w++] = *e;
+	}
+	for (uint32_t i = 0; i < w; i++)
+		*req_at(r, i) = tmp[i];
+	r->q_len = w;
+	free(tmp);
+	if (!marker)
+		r->copy_ignores_sync = true;
+}
+
+/*
+ * What a server message of type t means for the FIFO head; pops entries the message
+ * completes. Called once per message, at its header.
+ */
+static void account(struct relay *r, uint8_t t)
+{
+	struct relay_req *hd = head(r);
+	if (!hd)
+		return;
+	uint8_t h = hd->type;
 	switch (t) {
 	case 'Z':
 		if (h == 'S' || h == 'Q' || h == 'F')
@@ -313,6 +400,9 @@ static void account(struct relay *r, uint8_t t, uint8_t status)
 			pop_head(r);
 			skip_to_sync(r);
 		}
+		break;
+	case 'G':
+		copy_in_started(r);
 		break;
 	case '1':
 		if (h == 'P') pop_head(r);
@@ -332,7 +422,6 @@ static void account(struct relay *r, uint8_t t, uint8_t status)
 	default:
 		break;
 	}
-	(void)status;
 }
 
 /* Replace the whole ErrorResponse at the head of `in` as the request's extra says. */
@@ -360,18 +449,24 @@ enum relay_result relay_server_data(struct relay *r, struct evbuffer *in, struct
 {
 	size_t avail = evbuffer_get_length(in);
 	size_t off = 0;
+	enum relay_result res = RELAY_OK;
+
+#define FLUSH_RUN() do { \
+		if (off) \
+			evbuffer_remove_buffer(in, out, off); \
+		r->stats.server_bytes += off; \
+		avail -= off; \
+		off = 0; \
+	} while (0)
 
 	for (;;) {
 		if (r->s_left) {
 			size_t take = avail - off < r->s_left ? avail - off : r->s_left;
 			if (r->s_swallow) {
 				/* Move what precedes, then drop this message's bytes. */
-				if (off)
-					evbuffer_remove_buffer(in, out, off);
-				r->stats.server_bytes += off;
+				FLUSH_RUN();
 				evbuffer_drain(in, take);
-				avail -= off + take;
-				off = 0;
+				avail -= take;
 			} else
 				off += take;
 			r->s_left -= (uint32_t)take;
@@ -385,8 +480,9 @@ enum relay_result relay_server_data(struct relay *r, struct evbuffer *in, struct
 		peek(in, off, hdr, PGW_HDR_LEN);
 		uint32_t len = pgw_get_u32(hdr + 1);
 		if (pgw_check_be_header(hdr[0], len) != PGW_OK) {
-			evbuffer_remove_buffer(in, out, off);
-			return proto_error(r, "08P01", "invalid message from the server");
+			FLUSH_RUN();
+			res = proto_error(r, "08P01", "invalid message from the server");
+			break;
 		}
 		uint8_t status = 0;
 		if (hdr[0] == 'Z') {
@@ -395,33 +491,27 @@ enum relay_result relay_server_data(struct relay *r, struct evbuffer *in, struct
 			peek(in, off, hdr, PGW_HDR_LEN + 1);
 			status = hdr[5];
 		}
-		struct relay_req *head = r->q_len ? req_at(r, 0) : NULL;
-		uint8_t action = head ? head->action : RELAY_FORWARD;
+		struct relay_req *hd = head(r);
+		uint8_t action = hd ? hd->action : RELAY_FORWARD;
 		/* Notifications are for the client whatever query happens to be running. */
 		if (hdr[0] == 'A')
 			action = RELAY_FORWARD;
-		if (head && head->x && action != RELAY_SWALLOW && !head->x->notices_sent) {
+		if (hd && hd->x && action != RELAY_SWALLOW && !hd->x->notices_sent) {
 			/* The policy's warnings go just before this request's first response. */
-			head->x->notices_sent = true;
-			if (head->x->notices.len) {
-				evbuffer_remove_buffer(in, out, off);
-				r->stats.server_bytes += off;
-				avail -= off;
-				off = 0;
-				evbuffer_add(out, head->x->notices.data, head->x->notices.len);
+			hd->x->notices_sent = true;
+			if (hd->x->notices.len) {
+				FLUSH_RUN();
+				evbuffer_add(out, hd->x->notices.data, hd->x->notices.len);
 			}
 		}
 		if (action == RELAY_REWRITE && hdr[0] == 'E') {
 			if (avail - off < (size_t)len + 1)
 				break;  /* replace only a whole message */
-			evbuffer_remove_buffer(in, out, off);
-			r->stats.server_bytes += off;
-			avail -= off;
-			off = 0;
-			rewrite_error(r, head->x, in, out, len + 1);
+			FLUSH_RUN();
+			rewrite_error(r, hd->x, in, out, len + 1);
 			avail -= len + 1;
 			r->seg_error = true;
-			account(r, 'E', 0);
+			account(r, 'E');
 			continue;
 		}
 		if (action != RELAY_SWALLOW) {
@@ -448,12 +538,12 @@ enum relay_result relay_server_data(struct relay *r, struct evbuffer *in, struct
 				r->last_tag[0] = 0;
 			}
 		}
-		account(r, hdr[0], status);
+		account(r, hdr[0]);
 		r->s_swallow = action == RELAY_SWALLOW;
 		r->s_left = len + 1;
 	}
-	if (off)
-		evbuffer_remove_buffer(in, out, off);
-	r->stats.server_bytes += off;
-	return RELAY_OK;
+	FLUSH_RUN();
+#undef FLUSH_RUN
+	send_own_if_idle(r);
+	return res;
 }

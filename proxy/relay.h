@@ -4,15 +4,22 @@
  * Works on evbuffers only (no sockets, no TLS), so it can be fed every byte split in unit
  * tests. Messages are framed by their 5-byte header and moved between buffers in runs with
  * evbuffer_remove_buffer(); a message longer than what has arrived streams through as it
- * comes. Nothing but ReadyForQuery's status byte and (for a rewrite) an ErrorResponse is
- * ever pulled up, so no result set or COPY stream is held whole.
+ * comes. Only what must be read is pulled up: ReadyForQuery's status byte, short command
+ * tags (when a ready callback wants them), an ErrorResponse being rewritten, and a Query or
+ * Parse when the session inspects them. No result set or COPY stream is ever held whole.
  *
  * The FIFO has one entry per message sent upstream that the server answers (Query, Parse,
  * Bind, Describe, Execute, Close, Sync, FunctionCall), the client's or ddlguard's own. Each
  * entry says what to do with its responses: forward them, swallow them (ddlguard's own
  * queries), or replace its ErrorResponse. It follows the protocol's rules: one
  * ReadyForQuery per Query, Sync and FunctionCall, none per Flush; after an error in the
- * extended protocol the server skips every message until Sync, so those entries are dropped.
+ * extended protocol the server skips every message until Sync, so those entries are dropped;
+ * during COPY-in the server ignores Sync, so those entries are dropped too.
+ *
+ * Queries ddlguard sends on its own *after* client messages (restoring a timeout, the test
+ * hook) wait until the session is idle at a Sync boundary: every request answered and no
+ * extended-protocol sequence open. Only there can a Query of ours neither land inside a
+ * COPY nor end the client's implicit transaction early.
  */
 #ifndef DDLG_RELAY_H
 #define DDLG_RELAY_H
@@ -40,27 +47,28 @@ struct relay_extra {
 };
 
 struct relay_req {
-	uint8_t type;               /* frontend message type */
+	uint8_t type;               /* frontend message type; 'c' marks a client CopyDone/Fail */
 	uint8_t action;             /* enum relay_action */
 	struct relay_extra *x;      /* NULL, or owned */
 };
 
 /*
  * What the session decided about an inspected client Query or Parse (relay_inspect_cb).
- * Everything here is appended in order: before, then the message (replaced or not), then
- * after; `x` is attached to the message's FIFO entry.
+ * `before` is sent first (each of its messages gets a SWALLOW entry), then the message or
+ * its replacement with an entry carrying `action` and `x`; `after_sql` is run once the
+ * session is idle at a Sync boundary (identical texts pending at once run once).
  */
 struct relay_inspection {
-	struct pgw_buf before;      /* ddlguard's own messages to send first */
-	uint8_t before_types[8];    /* ... their types, each gets a SWALLOW entry */
+	struct pgw_buf before;
+	uint8_t before_types[8];
 	int nbefore;
 	struct pgw_buf replace;     /* if len > 0: the message to send instead */
 	struct relay_extra *x;      /* given to the FIFO entry */
 	enum relay_action action;   /* for the entry (FORWARD or REWRITE) */
-	struct pgw_buf after_sync;  /* a simple Query to send after the client's next Sync/Query */
+	struct pgw_buf after_sql;   /* SQL text (no NUL) */
 };
 
-/* Return false to end the session (sets r->error_*). */
+/* Return false to end the session (set r->error_* first). */
 typedef bool (*relay_inspect_cb)(void *arg, uint8_t type, const uint8_t *msg, size_t len,
 				 struct relay_inspection *out);
 /* Called for every ReadyForQuery forwarded to the client. */
@@ -69,18 +77,21 @@ typedef void (*relay_ready_cb)(void *arg, uint8_t status, bool error, const char
 enum relay_result {
 	RELAY_OK = 0,
 	RELAY_TERMINATE,            /* the client sent Terminate; it has been forwarded */
-	RELAY_PROTOCOL_ERROR,       /* bad client input; see relay.error */
+	RELAY_PROTOCOL_ERROR,       /* bad input; see relay.error_* */
 };
 
 struct relay_stats {
 	uint64_t client_bytes, server_bytes;
-	uint64_t queries, parses;  /* Query and Parse messages from the client */
+	uint64_t queries, parses;   /* Query and Parse messages from the client */
+	uint64_t own_queries;       /* queries ddlguard sent on its own */
 };
 
 struct relay {
 	struct relay_req *q;        /* FIFO ring (owned) */
 	uint32_t q_head, q_len, q_cap;
-	bool skip_until_sync;       /* server is discarding client messages until the next Sync */
+	bool skip_until_sync;       /* server discards client messages until the next Sync */
+	bool copy_ignores_sync;     /* server is in COPY-in: it ignores Sync until CopyDone/Fail */
+	bool unsynced;              /* client sent extended messages since its last Sync/Query */
 	uint32_t max_packet;        /* cap on large client messages */
 
 	uint32_t c_left;            /* bytes of the client message in flight still to move */
@@ -89,13 +100,17 @@ struct relay {
 	uint32_t s_left;            /* bytes of the server message in flight still to move */
 	bool s_swallow;             /* ... and whether they are dropped */
 
-	uint8_t last_status;        /* status byte of the last ReadyForQuery the server sent */
-	const char *inject_query;   /* test hook (config-owned): sent after every client Sync */
+	uint8_t last_status;        /* status byte of the last ReadyForQuery forwarded */
+
+	struct evbuffer *to_server; /* where ddlguard's own later queries are written */
+	struct pgw_buf pending_sql; /* SQL to run when idle at a Sync boundary */
+	const char *inject_query;   /* test hook (config-owned): run after client Syncs */
+	bool inject_due;            /* a client Sync passed since the hook last ran */
+	bool wrote_to_server;       /* relay_server_data wrote to to_server: flush it */
 
 	relay_inspect_cb inspect;   /* NULL: Query and Parse stream through like the rest */
 	void *inspect_arg;
 	uint32_t inspect_max;       /* larger Query/Parse messages cannot be inspected */
-	struct pgw_buf after_sync;  /* pending restore query (from an inspection) */
 	relay_ready_cb on_ready;
 	void *ready_arg;
 	bool seg_error;             /* an ErrorResponse since the last ReadyForQuery */
@@ -106,19 +121,17 @@ struct relay {
 	struct relay_stats stats;
 };
 
-void relay_init(struct relay *r, uint32_t max_packet);
+/* to_server: the server's output buffer, for queries sent from the server-data path. */
+void relay_init(struct relay *r, uint32_t max_packet, struct evbuffer *to_server);
 void relay_free(struct relay *r);
 
-/* Move whole or partial client messages from `in` to `out` (the server's output buffer). */
+/* Move whole or partial client messages from `in` to the server's output buffer `out`. */
 enum relay_result relay_client_data(struct relay *r, struct evbuffer *in, struct evbuffer *out);
-/* Move server messages from `in` to `out` (the client's output buffer), applying the FIFO. */
+/* Move server messages from `in` to the client's output buffer `out`, applying the FIFO. */
 enum relay_result relay_server_data(struct relay *r, struct evbuffer *in, struct evbuffer *out);
 
-/*
- * Send a query of ddlguard's own (a simple Query) whose responses the client never sees.
- * Only safe at a Sync boundary: between a client's Sync or Query and its next message.
- */
-void relay_inject_query(struct relay *r, struct evbuffer *out, const char *sql);
+/* Queue SQL of ddlguard's own to run when idle at a Sync boundary (maybe at once). */
+void relay_run_when_idle(struct relay *r, const char *sql, size_t len);
 
 /* Push a FIFO entry for a message ddlguard itself sent. Takes ownership of `x`. */
 void relay_push(struct relay *r, uint8_t type, enum relay_action action, struct relay_extra *x);

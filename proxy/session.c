@@ -99,7 +99,7 @@ void session_accept(struct server *srv, int fd, const struct sockaddr *addr, int
 	update_prefix(s);
 	evutil_make_socket_nonblocking(fd);
 	set_sockopts(fd, !s->client_unix);
-	relay_init(&s->relay, s->cfg->max_packet_size);
+	relay_init(&s->relay, s->cfg->max_packet_size, NULL);
 	if (s->cfg->debug_inject_query && *s->cfg->debug_inject_query)
 		s->relay.inject_query = s->cfg->debug_inject_query;
 	s->timer = evtimer_new(srv->base, timer_cb, s);
@@ -783,6 +783,7 @@ static void auth_message(struct session *s, uint8_t t, const uint8_t *msg, size_
 			s->relay.last_status = body[0];
 		s->state = SS_READY;
 		s->logged_in = true;
+		s->relay.to_server = s->server.out;
 		s->srv->stats.logins++;
 		if (s->cfg->policy) {
 			/* From here on every Query and Parse is seen by the guard. */
@@ -948,6 +949,14 @@ static void process_server(struct session *s)
 			io_flush(&s->client);
 			session_fatal(s, "08P01", "protocol error from the upstream server");
 			return;
+		}
+		if (s->relay.wrote_to_server) {
+			/* The session went idle and ddlguard's own pending query went out. */
+			s->relay.wrote_to_server = false;
+			if (io_flush(&s->server) == IO_ERROR) {
+				session_close(s, s->server.errmsg);
+				return;
+			}
 		}
 		after_relay(s, &s->client, &s->server);
 		break;
