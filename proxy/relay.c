@@ -214,6 +214,7 @@ static bool inspect_message(struct relay *r, struct evbuffer *in, struct evbuffe
 	if (type == 'Q') {
 		r->stats.queries++;
 		r->unsynced = false;
+		r->inject_due = true;
 	} else {
 		r->stats.parses++;
 		r->unsynced = true;
@@ -240,6 +241,7 @@ static void client_message(struct relay *r, uint8_t t)
 	case 'Q':
 	case 'F':
 		r->unsynced = false;
+		r->inject_due = true;
 		break;
 	case 'P': case 'B': case 'D': case 'E': case 'C': case 'H':
 		r->unsynced = true;
