@@ -32,8 +32,13 @@ struct policy_engine {
 	long steps;                  /* instructions used by the current call */
 	bool overrun;                /* the current call hit its budget */
 	size_t mem_used, mem_limit;
+	const struct policy_session *current;   /* the session of the call in progress */
 	char last_error[700];
 };
+
+static void set_str(lua_State *L, const char *k, const char *v);
+static void set_bool(lua_State *L, const char *k, bool v);
+static void set_int(lua_State *L, const char *k, lua_Integer v);
 
 /* ---------------------------------------------------------------- allocation and budget */
 
@@ -177,6 +182,53 @@ static const char prelude[] =
 	"  local name = type(o) == 'string' and o or qualified(o)\n"
 	"  return session.created[name] == true end\n";
 
+/* facts(relation): live facts about a relation of the statement, or nil when unknown. */
+static int l_facts(lua_State *L)
+{
+	struct policy_engine *e = engine_of(L);
+	char name[300];
+	if (lua_istable(L, 1)) {
+		lua_getfield(L, 1, "schema");
+		lua_getfield(L, 1, "name");
+		const char *sch = lua_tostring(L, -2), *nm = lua_tostring(L, -1);
+		if (!nm)
+			return luaL_argerror(L, 1, "an object with a name");
+		snprintf(name, sizeof(name), "%s%s%s", sch ? sch : "", sch ? "." : "", nm);
+		lua_pop(L, 2);
+	} else
+		snprintf(name, sizeof(name), "%s", luaL_checkstring(L, 1));
+	const struct policy_session *s = e->current;
+	struct policy_facts f;
+	if (!s || !s->facts || !s->facts(s->facts_arg, name, &f))
+		return 0;
+	lua_createtable(L, 0, 8);
+	set_bool(L, "exists", f.exists);
+	if (f.exists) {
+		char kind[2] = { f.kind, 0 };
+		set_str(L, "kind", kind);
+		if (f.rows >= 0)
+			set_int(L, "rows", f.rows);
+		set_int(L, "bytes", f.bytes);
+		set_int(L, "indexes", f.indexes);
+	}
+	lua_createtable(L, f.nholders, 0);
+	for (int i = 0; i < f.nholders; i++) {
+		const struct policy_holder *h = &f.holders[i];
+		lua_createtable(L, 0, 7);
+		set_int(L, "pid", h->pid);
+		set_str(L, "mode", h->mode);
+		set_bool(L, "granted", h->granted);
+		set_str(L, "application_name", h->application_name);
+		set_str(L, "state", h->state);
+		lua_pushnumber(L, h->xact_age);
+		lua_setfield(L, -2, "xact_age");
+		set_str(L, "query", h->query);
+		lua_rawseti(L, -2, i + 1);
+	}
+	lua_setfield(L, -2, "holders");
+	return 1;
+}
+
 static int l_log(lua_State *L)
 {
 	/* Policies may log through print(); the host sees it via the engine's last_error
@@ -239,6 +291,8 @@ static bool make_env(struct policy_engine *e, char *err, size_t errlen)
 	lua_setfield(L, env, "load");
 	lua_pushcfunction(L, l_log);
 	lua_setfield(L, env, "print");
+	lua_pushcfunction(L, l_facts);
+	lua_setfield(L, env, "facts");
 	lua_pushvalue(L, env);
 	lua_setfield(L, env, "_G");
 	if (luaL_loadbufferx(L, prelude, sizeof(prelude) - 1, "=prelude", "t") != LUA_OK) {
@@ -734,6 +788,7 @@ void policy_check_statement(struct policy_engine *e, const struct stmt_info *st,
 	if (!e)
 		return;
 	lua_State *L = e->L;
+	e->current = s;
 	for (int i = 0; i < e->npolicies; i++) {
 		struct policy *p = &e->policies[i];
 		if (!p->has_statement)
@@ -742,6 +797,7 @@ void policy_check_statement(struct policy_engine *e, const struct stmt_info *st,
 		push_session(L, s);
 		call_hook(e, p, "on_statement", 2, v, true);
 	}
+	e->current = NULL;
 	/* Policies' garbage is small; a step per statement keeps the heap flat. */
 	lua_gc(L, LUA_GCSTEP, 0);
 }

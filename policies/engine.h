@@ -39,6 +39,30 @@ struct policy_tx_stmt {
 	char *strict_id;
 };
 
+/* A session holding (or waiting for) a lock on a relation. */
+struct policy_holder {
+	int pid;
+	char mode[32];              /* "AccessShareLock" … */
+	bool granted;
+	char application_name[64];
+	char state[32];             /* "active", "idle in transaction" … */
+	double xact_age;            /* seconds since its transaction began (-1 unknown) */
+	char query[160];            /* the start of its current or last query */
+};
+
+#define POLICY_MAX_HOLDERS 16
+
+/* Live facts about one relation, fetched from the server before the policies run. */
+struct policy_facts {
+	bool exists;
+	char kind;                  /* pg_class.relkind: 'r' table, 'p' partitioned, 'i' index … */
+	long long rows;             /* planner estimate; -1 when never analysed */
+	long long bytes;            /* pg_total_relation_size */
+	int indexes;
+	int nholders;
+	struct policy_holder holders[POLICY_MAX_HOLDERS];
+};
+
 /* What a session tells its policies. Strings belong to the caller. */
 struct policy_session {
 	const char *user, *database, *application_name, *client_addr, *environment;
@@ -48,6 +72,9 @@ struct policy_session {
 	const struct policy_tx_stmt *tx;   /* DDL run in the current transaction */
 	int ncreated;
 	char *const *created;       /* objects created in this transaction/session: "schema.name" or "name" */
+	/* facts(name) for policies; NULL when no database is reachable (ddlguard check). */
+	bool (*facts)(void *arg, const char *name, struct policy_facts *out);
+	void *facts_arg;
 };
 
 /* The failure's "file:line: message", for logs; valid until the next call. */

@@ -17,7 +17,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
+
 #include "policies/engine.h"
+#include "proxy/facts.h"
 #include "policies/statement.h"
 
 #define CHECK_FILE_MAX (64 << 20)
@@ -141,8 +144,37 @@ static void strv_push(char ***v, int *n, const char *s)
 	(*n)++;
 }
 
+/* facts() offline: asked of the --upstream server, one relation at a time, cached. */
+struct offline_facts {
+	PGconn *pg;
+	char *names[256];
+	struct policy_facts facts[256];
+	bool ok[256];
+	int n;
+};
+
+static bool offline_lookup(void *arg, const char *name, struct policy_facts *out)
+{
+	struct offline_facts *of = arg;
+	if (!of->pg)
+		return false;
+	for (int i = 0; i < of->n; i++)
+		if (!strcmp(of->names[i], name)) {
+			*out = of->facts[i];
+			return of->ok[i];
+		}
+	bool ok = facts_fetch_blocking(of->pg, name, out);
+	if (of->n < 256) {
+		of->names[of->n] = strdup(name);
+		of->facts[of->n] = *out;
+		of->ok[of->n] = ok && of->names[of->n];
+		of->n++;
+	}
+	return ok;
+}
+
 static void check_text(struct policy_engine *e, const char *file, const char *sql,
-		       const char *environment, struct report *r)
+		       const char *environment, struct report *r, struct offline_facts *of)
 {
 	struct stmt_list l;
 	if (!stmt_analyze(sql, &l)) {
@@ -161,6 +193,7 @@ static void check_text(struct policy_engine *e, const char *file, const char *sq
 	struct policy_session ps = {
 		.user = user ? user : "", .database = "", .application_name = "ddlguard check",
 		.client_addr = "local", .environment = environment, .tx_status = 'I',
+		.facts = offline_lookup, .facts_arg = of,
 	};
 	struct policy_tx_stmt *tx = NULL;
 	char **created = NULL;
@@ -266,6 +299,7 @@ static void usage(FILE *fp)
 "  -c, --config FILE        take policy_files, policy_failure and limits from this file\n"
 "  -e, --environment NAME   the environment policies see (default \"default\")\n"
 "  -f, --format FMT         text (default), json or github (workflow annotations)\n"
+"  -u, --upstream URL       fetch live facts (rows, size, lock holders) from this server\n"
 "Exit status: 0 nothing denied, 1 a statement denied or a file that does not parse,\n"
 "2 a usage error or a policy that does not load.\n");
 }
@@ -274,7 +308,7 @@ int check_main(int argc, char **argv)
 {
 	char *files[64];
 	int nfiles = 0;
-	const char *config_file = NULL, *environment = "default";
+	const char *config_file = NULL, *environment = "default", *upstream = NULL;
 	enum fmt fmt = FMT_TEXT;
 	int i = 1;
 	for (; i < argc; i++) {
@@ -290,7 +324,8 @@ int check_main(int argc, char **argv)
 		}
 		bool takes = !strcmp(a, "-p") || !strcmp(a, "--policy") || !strcmp(a, "-c") ||
 			     !strcmp(a, "--config") || !strcmp(a, "-e") || !strcmp(a, "--environment") ||
-			     !strcmp(a, "-f") || !strcmp(a, "--format");
+			     !strcmp(a, "-f") || !strcmp(a, "--format") || !strcmp(a, "-u") ||
+			     !strcmp(a, "--upstream");
 		if (!takes) {
 			if (a[0] == '-' && a[1]) {
 				fprintf(stderr, "ddlguard check: unknown option %s\n", a);
@@ -314,6 +349,8 @@ int check_main(int argc, char **argv)
 			config_file = val;
 		else if (a[1] == 'e' || !strcmp(a, "--environment"))
 			environment = val;
+		else if (a[1] == 'u' || !strcmp(a, "--upstream"))
+			upstream = val;
 		else if (!strcmp(val, "text"))
 			fmt = FMT_TEXT;
 		else if (!strcmp(val, "json"))
@@ -372,6 +409,17 @@ int check_main(int argc, char **argv)
 		config_unref(cfg);
 		return 2;
 	}
+	struct offline_facts of = { 0 };
+	if (upstream) {
+		of.pg = PQconnectdb(upstream);
+		if (PQstatus(of.pg) != CONNECTION_OK) {
+			fprintf(stderr, "ddlguard check: cannot connect to --upstream: %s", PQerrorMessage(of.pg));
+			PQfinish(of.pg);
+			policy_engine_free(e);
+			config_unref(cfg);
+			return 2;
+		}
+	}
 	struct report r = { .fmt = fmt, .out = stdout };
 	if (fmt == FMT_JSON)
 		fputs("[", stdout);
@@ -383,7 +431,7 @@ int check_main(int argc, char **argv)
 			status = 2;
 			continue;
 		}
-		check_text(e, strcmp(argv[i], "-") ? argv[i] : "<stdin>", sql, environment, &r);
+		check_text(e, strcmp(argv[i], "-") ? argv[i] : "<stdin>", sql, environment, &r, &of);
 		free(sql);
 	}
 	if (fmt == FMT_JSON)
@@ -392,6 +440,10 @@ int check_main(int argc, char **argv)
 		fprintf(stdout, "%d denied, %d warnings\n", r.denies, r.warnings);
 	policy_engine_free(e);
 	config_unref(cfg);
+	if (of.pg)
+		PQfinish(of.pg);
+	for (int k = 0; k < of.n; k++)
+		free(of.names[k]);
 	if (status)
 		return status;
 	return r.denies ? 1 : 0;

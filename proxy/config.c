@@ -55,6 +55,8 @@ struct config *config_new(void)
 	c->policy_budget = 1000000;
 	c->policy_memory_mb = 64;
 	c->max_query_size = 64u << 20;
+	c->facts_cache_seconds = 5;
+	c->facts_timeout = 2;
 	return c;
 }
 
@@ -97,6 +99,11 @@ void config_unref(struct config *c)
 	free(c->logfile);
 	free(c->environment);
 	free(c->debug_inject_query);
+	free(c->monitor_user);
+	if (c->monitor_password) {
+		memset(c->monitor_password, 0, strlen(c->monitor_password));
+		free(c->monitor_password);
+	}
 	for (int i = 0; i < c->npolicy_files; i++)
 		free(c->policy_files[i]);
 	free(c->policy_files);
@@ -142,6 +149,8 @@ bool config_set(struct config *c, const char *key, const char *v, char *err, siz
 		{ "cancel_wait_timeout", &c->cancel_wait_timeout, 1, 3600 },
 		{ "shutdown_timeout", &c->shutdown_timeout, 0, 86400 },
 		{ "max_client_conn", &c->max_client_conn, 1, 1000000 },
+		{ "facts_cache_seconds", &c->facts_cache_seconds, 0, 3600 },
+		{ "facts_timeout", &c->facts_timeout, 1, 600 },
 	};
 	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
 		if (strcmp(key, ints[i].key))
@@ -163,6 +172,8 @@ bool config_set(struct config *c, const char *key, const char *v, char *err, siz
 		{ "logfile", &c->logfile },
 		{ "environment", &c->environment },
 		{ "debug_inject_query", &c->debug_inject_query },
+		{ "monitor_user", &c->monitor_user },
+		{ "monitor_password", &c->monitor_password },
 	};
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
 		if (strcmp(key, strs[i].key))

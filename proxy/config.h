@@ -70,6 +70,10 @@ struct config {
 	long policy_budget;         /* instructions per policy call */
 	long policy_memory_mb;
 	uint32_t max_query_size;    /* largest Query/Parse inspected when policies are loaded */
+	char *monitor_user;         /* side connections (facts): user and password */
+	char *monitor_password;
+	int facts_cache_seconds;
+	int facts_timeout;
 	struct policy_engine *policy;  /* built by config_load_policies(); NULL: nothing loaded */
 	struct route *routes;       /* in file order; the "*" route is kept in `fallback` */
 	struct route *fallback;

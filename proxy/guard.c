@@ -7,6 +7,7 @@
 
 #include "policies/statement.h"
 #include "proxy/config.h"
+#include "proxy/facts.h"
 #include "proxy/log.h"
 #include "proxy/session.h"
 
@@ -75,6 +76,8 @@ static void fill_session(struct session *s, struct policy_session *ps)
 	ps->tx = s->guard.tx;
 	ps->ncreated = s->guard.ncreated;
 	ps->created = s->guard.created;
+	ps->facts = facts_lookup;
+	ps->facts_arg = s;
 }
 
 static void remember(struct guard_state *g, const struct stmt_info *st)
@@ -334,6 +337,33 @@ bool guard_inspect(void *arg, uint8_t type, const uint8_t *msg, size_t len,
 	if (l.parse_error) {
 		s->guard.unparsed++;
 		slog_info(s, "decision: pass (text does not parse, the server answers it: %s)", l.error ? l.error : "");
+		stmt_list_free(&l);
+		return true;
+	}
+	/* Live facts for the relations of guarded statements, fetched before any policy runs. */
+	char *names[64];
+	int nnames = 0;
+	for (int i = 0; i < l.n && nnames < 64; i++) {
+		const struct stmt_info *st = &l.items[i];
+		if (!stmt_guarded(st) && !dml)
+			continue;
+		for (int k = 0; k < st->nobjects && nnames < 64; k++) {
+			const struct stmt_object *o = &st->objects[k];
+			if (o->created || o->lock == STMT_LOCK_NONE)
+				continue;
+			char name[512];
+			snprintf(name, sizeof(name), "%s%s%s", o->schema ? o->schema : "", o->schema ? "." : "", o->name);
+			names[nnames] = strdup(name);
+			if (names[nnames])
+				nnames++;
+		}
+	}
+	enum facts_status fs = nnames ? facts_prefetch(s, names, nnames) : FACTS_READY;
+	for (int i = 0; i < nnames; i++)
+		free(names[i]);
+	if (fs == FACTS_PENDING) {
+		slog_debug(s, "waiting for facts about %d relations", nnames);
+		s->relay.inspect_wait = true;
 		stmt_list_free(&l);
 		return true;
 	}

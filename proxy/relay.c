@@ -179,10 +179,21 @@ static void send_own_if_idle(struct relay *r)
 
 void relay_run_when_idle(struct relay *r, const char *sql, size_t len)
 {
-	/* The same restore twice would restore a value already restored: run it once. */
-	for (size_t i = 0; r->pending_sql.len >= len && i + len <= r->pending_sql.len; i++)
-		if (!memcmp(r->pending_sql.data + i, sql, len))
+	/* The same restore twice would restore a value already restored: run it once. The
+	 * pending text is statements joined by "; "; compare whole statements only. */
+	const char *p = (const char *)r->pending_sql.data, *end = p + r->pending_sql.len;
+	while (p && p < end) {
+		const char *sep = NULL;
+		for (const char *q = p; q + 1 < end; q++)
+			if (q[0] == ';' && q[1] == ' ') {
+				sep = q;
+				break;
+			}
+		const char *stop = sep ? sep : end;
+		if ((size_t)(stop - p) == len && !memcmp(p, sql, len))
 			return;
+		p = sep ? sep + 2 : NULL;
+	}
 	if (r->pending_sql.len)
 		pgw_buf_put(&r->pending_sql, "; ", 2);
 	pgw_buf_put(&r->pending_sql, sql, len);
@@ -198,6 +209,10 @@ static bool inspect_message(struct relay *r, struct evbuffer *in, struct evbuffe
 	if (!r->inspect(r->inspect_arg, type, msg, total, &ins)) {
 		relay_inspection_free(&ins);
 		return false;
+	}
+	if (r->inspect_wait) {
+		relay_inspection_free(&ins);
+		return true;    /* the message stays in `in` */
 	}
 	if (ins.before.len) {
 		evbuffer_add(out, ins.before.data, ins.before.len);
@@ -265,6 +280,8 @@ enum relay_result relay_client_data(struct relay *r, struct evbuffer *in, struct
 	size_t off = 0;             /* bytes of `in` ready to move as one run */
 	enum relay_result res = RELAY_OK;
 
+	if (r->inspect_wait)
+		return RELAY_OK;    /* held until the pending inspection can decide */
 	for (;;) {
 		if (r->c_left) {
 			size_t take = avail - off < r->c_left ? avail - off : r->c_left;
@@ -313,6 +330,8 @@ enum relay_result relay_client_data(struct relay *r, struct evbuffer *in, struct
 			off = 0;
 			if (!inspect_message(r, in, out, hdr[0], len + 1))
 				return RELAY_PROTOCOL_ERROR;
+			if (r->inspect_wait)
+				return RELAY_OK;
 			avail -= len + 1;
 			continue;
 		}
@@ -380,6 +399,9 @@ static void copy_in_started(struct relay *r)
 	free(tmp);
 	if (!marker)
 		r->copy_ignores_sync = true;
+	/* The Syncs the server ignores did not close the client's extended sequence. */
+	if (req_at(r, 0)->type == 'E' && !marker)
+		r->unsynced = true;
 }
 
 /*
@@ -398,6 +420,8 @@ static void account(struct relay *r, uint8_t t)
 			pop_head(r);
 		break;
 	case 'E':
+		/* An error ends COPY-in on the server's side too: Syncs count again. */
+		r->copy_ignores_sync = false;
 		if (h == 'P' || h == 'B' || h == 'D' || h == 'E' || h == 'C') {
 			pop_head(r);
 			skip_to_sync(r);

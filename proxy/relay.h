@@ -68,7 +68,10 @@ struct relay_inspection {
 	struct pgw_buf after_sql;   /* SQL text (no NUL) */
 };
 
-/* Return false to end the session (set r->error_* first). */
+/* Return false to end the session (set r->error_* first). To decide later (facts must be
+ * fetched first), set r->inspect_wait and return true: the message stays in the client's
+ * buffer and is inspected again on the next relay_client_data() after the owner clears
+ * the flag. */
 typedef bool (*relay_inspect_cb)(void *arg, uint8_t type, const uint8_t *msg, size_t len,
 				 struct relay_inspection *out);
 /* Called for every ReadyForQuery forwarded to the client. */
@@ -104,13 +107,14 @@ struct relay {
 
 	struct evbuffer *to_server; /* where ddlguard's own later queries are written */
 	struct pgw_buf pending_sql; /* SQL to run when idle at a Sync boundary */
-	const char *inject_query;   /* test hook (config-owned): run after client Syncs */
+	const char *inject_query;   /* test hook (config-owned): run after client Syncs and Queries */
 	bool inject_due;            /* a client Sync passed since the hook last ran */
 	bool wrote_to_server;       /* relay_server_data wrote to to_server: flush it */
 
 	relay_inspect_cb inspect;   /* NULL: Query and Parse stream through like the rest */
 	void *inspect_arg;
 	uint32_t inspect_max;       /* larger Query/Parse messages cannot be inspected */
+	bool inspect_wait;          /* the inspection is waiting: client input is held */
 	relay_ready_cb on_ready;
 	void *ready_arg;
 	bool seg_error;             /* an ErrorResponse since the last ReadyForQuery */
@@ -130,7 +134,8 @@ enum relay_result relay_client_data(struct relay *r, struct evbuffer *in, struct
 /* Move server messages from `in` to the client's output buffer `out`, applying the FIFO. */
 enum relay_result relay_server_data(struct relay *r, struct evbuffer *in, struct evbuffer *out);
 
-/* Queue SQL of ddlguard's own to run when idle at a Sync boundary (maybe at once). */
+/* Queue SQL of ddlguard's own to run when idle at a Sync boundary (maybe at once). The
+ * text must not end in a -- comment: pending texts are joined with "; ". */
 void relay_run_when_idle(struct relay *r, const char *sql, size_t len);
 
 /* Push a FIFO entry for a message ddlguard itself sent. Takes ownership of `x`. */

@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "proxy/facts.h"
 #include "proxy/log.h"
 #include "proxy/session.h"
 #include "proxy/tls.h"
@@ -309,6 +310,7 @@ void server_free(struct server *srv)
 		session_abort(s);
 	while (srv->sessions)
 		event_base_loop(srv->base, EVLOOP_NONBLOCK);
+	facts_shutdown(srv);
 	for (int i = 0; i < srv->nsig; i++)
 		event_free(srv->sig_events[i]);
 	if (srv->drain_timer)

@@ -14,6 +14,7 @@
 struct event_base;
 struct evconnlistener;
 struct session;
+struct facts_state;
 
 #define SERVER_MAX_LISTENERS 16
 #define SERVER_KEYMAP_SIZE 4096   /* buckets; chains hold the rest */
@@ -55,6 +56,7 @@ struct server {
 	bool child_done;
 
 	struct server_stats stats;
+	struct facts_state *facts;          /* side connections and their cache (facts.c) */
 };
 
 bool server_init(struct server *srv, const struct cli_opts *opts, char *err, size_t errlen);

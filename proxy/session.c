@@ -20,6 +20,7 @@
 
 #include "proxy/cancel.h"
 #include "proxy/config.h"
+#include "proxy/facts.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
 #include "proxy/tls.h"
@@ -118,6 +119,24 @@ void session_accept(struct server *srv, int fd, const struct sockaddr *addr, int
 	slog_debug(s, "new connection");
 }
 
+static void resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	if (s->state != SS_READY || !s->relay.inspect_wait)
+		return;
+	s->relay.inspect_wait = false;
+	io_set_reading(&s->client, true);
+	process_client(s);
+}
+
+void session_facts_ready(struct session *s)
+{
+	if (!s->resume_ev)
+		s->resume_ev = event_new(s->srv->base, -1, 0, resume_cb, s);
+	if (s->resume_ev)
+		event_active(s->resume_ev, 0, 0);
+}
+
 bool session_busy(const struct session *s)
 {
 	return s->state == SS_READY && !relay_idle(&s->relay);
@@ -146,6 +165,9 @@ static void free_cb(evutil_socket_t fd, short what, void *arg)
 		OPENSSL_cleanse(s->password, strlen(s->password));
 		free(s->password);
 	}
+	facts_forget_session(s);
+	if (s->resume_ev)
+		event_free(s->resume_ev);
 	if (s->timer)
 		event_free(s->timer);
 	if (s->free_ev)
@@ -904,6 +926,9 @@ static void process_client(struct session *s)
 			return;
 		}
 		after_relay(s, &s->server, &s->client);
+		/* Facts are being fetched for the held statement: read no more meanwhile. */
+		if (s->relay.inspect_wait && s->state == SS_READY)
+			io_set_reading(&s->client, false);
 		if (r == RELAY_TERMINATE && s->state == SS_READY)
 			session_close(s, "client sent Terminate");
 		break;
@@ -1081,7 +1106,7 @@ static void server_write_cb(evutil_socket_t fd, short what, void *arg)
 		session_close(s, s->server.errmsg);
 		return;
 	}
-	if (s->state == SS_READY && !s->client.reading &&
+	if (s->state == SS_READY && !s->client.reading && !s->relay.inspect_wait &&
 	    evbuffer_get_length(s->server.out) < WATERMARK_LOW) {
 		io_set_reading(&s->client, true);
 		io_kick_pending(&s->client);

@@ -63,6 +63,7 @@ struct session {
 	struct guard_state guard;    /* what policies know of this session */
 	struct event *timer;         /* login, connect, cancel or closing deadline */
 	struct event *free_ev;
+	struct event *resume_ev;     /* facts arrived: inspect the held message again */
 
 	uint32_t key_pid;            /* the BackendKeyData ddlguard gave the client */
 	uint8_t key_secret[256];
@@ -90,6 +91,8 @@ void session_abort(struct session *s);
 /* Send FATAL with this SQLSTATE to the client if the protocol allows, then close. */
 void session_fatal(struct session *s, const char *sqlstate, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* Facts for the held statement are cached now: resume (deferred, never re-entrant). */
+void session_facts_ready(struct session *s);
 /* Is the server working on a request of this session (cancel makes sense)? */
 bool session_busy(const struct session *s);
 

@@ -521,3 +521,103 @@ class TestCheckAgreesWithProxy(PolicyCase):
         r = run([ddlguard_bin(), 'check', '-p', '/nonexistent.lua', ok], check=False)
         self.assertEqual(r.returncode, 2)
         self.assertIn('cannot open policy file', r.stderr)
+
+
+FACTS_POLICY = r'''
+-- Reports what facts() says about each relation, so the test reads it off the warning.
+function on_statement(stmt, session)
+  for _, o in ipairs(stmt.objects) do
+    if o.lock_level > 0 and not o.created then
+      local f = facts(o)
+      if f == nil then return warn("facts: none for " .. o.name) end
+      if not f.exists then return warn("facts: " .. o.name .. " missing") end
+      local h = f.holders[1]
+      return warn(string.format("facts: %s rows=%s indexes=%d big=%s holders=%d first=%s",
+        o.name, tostring(f.rows), f.indexes, tostring(f.bytes > 8192), #f.holders,
+        h and (h.application_name .. "/" .. h.mode) or "-"))
+    end
+  end
+end
+'''
+
+
+@proxy_only
+class TestFacts(ProxyTestCase):
+    class_proxy = False
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.pg.psql_admin('DROP TABLE IF EXISTS facts_t; CREATE TABLE facts_t (id int PRIMARY KEY, v text); '
+                          "INSERT INTO facts_t SELECT g, repeat('x', 100) FROM generate_series(1, 5000) g; "
+                          f'ANALYZE facts_t; ALTER TABLE facts_t OWNER TO {USERS["trust"][0]}')
+        cls.policy = write_policy('facts.lua', FACTS_POLICY)
+
+    def proxy_with(self, **settings):
+        s = {'policy_files': self.policy, 'server_tls_sslmode': 'disable', 'monitor_user': USERS['scram'][0],
+             'monitor_password': USERS['scram'][1]}
+        s.update(settings)
+        return self.start_proxy(s)
+
+    def warning_for(self, proxy, sql):
+        c = self.connect(proxy=proxy)
+        with c.cursor() as cur:
+            cur.execute(sql)
+        # Each notice is "WARNING:  message\nDETAIL:  ddlguard rule: …": keep the first line.
+        return [n.strip().splitlines()[0] for n in c.notices if 'facts:' in n]
+
+    def test_rows_indexes_and_holders(self):
+        p = self.proxy_with()
+        self.assertIn('WARNING:  facts: facts_t rows=5000 indexes=1 big=true holders=0 first=-',
+                      self.warning_for(p, 'ALTER TABLE facts_t ADD COLUMN IF NOT EXISTS a1 int'))
+        # An application transaction that read the table holds AccessShareLock: policies see it.
+        app = self.pg.admin()
+        app.autocommit = False
+        with app.cursor() as cur:
+            cur.execute("SET application_name = 'the-app'")
+            cur.execute('SELECT count(*) FROM facts_t')
+        try:
+            p2 = self.proxy_with(facts_cache_seconds='0')
+            c = self.connect(proxy=p2)
+            with c.cursor() as cur:
+                cur.execute("SET lock_timeout = '300ms'")
+                with self.assertRaises(psycopg2.Error):
+                    cur.execute('ALTER TABLE facts_t ADD COLUMN IF NOT EXISTS a2 int')
+            notes = [n for n in c.notices if 'facts:' in n]
+            self.assertTrue(any('holders=1 first=the-app/AccessShareLock' in n for n in notes), c.notices)
+        finally:
+            app.rollback()
+            app.close()
+
+    def test_missing_relation(self):
+        p = self.proxy_with()
+        c = self.connect(proxy=p)
+        with self.assertRaises(psycopg2.Error):
+            with c.cursor() as cur:
+                cur.execute('CREATE INDEX ON facts_nope (id)')
+        self.assertTrue(any('facts: facts_nope missing' in n for n in c.notices), c.notices)
+
+    def test_no_monitor_user_means_no_facts(self):
+        p = self.proxy_with(monitor_user='')
+        self.assertIn('WARNING:  facts: none for facts_t',
+                      self.warning_for(p, 'ALTER TABLE facts_t ADD COLUMN IF NOT EXISTS a3 int'))
+
+    def test_unreachable_side_connection_does_not_hang(self):
+        p = self.proxy_with(monitor_password='wrong', facts_timeout='2')
+        t0 = time.monotonic()
+        self.assertIn('WARNING:  facts: none for facts_t',
+                      self.warning_for(p, 'ALTER TABLE facts_t ADD COLUMN IF NOT EXISTS a4 int'))
+        self.assertLess(time.monotonic() - t0, 5)
+        self.assertIn('facts: side connection', p.log_text())
+        self.assertNotIn('wrong', p.log_text())   # the password never reaches the log
+
+    def test_check_upstream_agrees(self):
+        p = self.proxy_with()
+        online = self.warning_for(p, 'ALTER TABLE facts_t ADD COLUMN IF NOT EXISTS a5 int')
+        up = (f"host={self.pg.host} port={self.pg.port} dbname={APPDB} user={USERS['scram'][0]} "
+              f"password={USERS['scram'][1]} sslmode=disable")
+        r = run([ddlguard_bin(), 'check', '-p', self.policy, '-u', up, '-'], check=False,
+                input='ALTER TABLE facts_t ADD COLUMN IF NOT EXISTS a5 int;')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        offline = [l.split(': ', 2)[2] for l in r.stdout.splitlines() if 'facts:' in l]
+        self.assertEqual([o.replace('WARNING:  ', '') for o in online], offline)
