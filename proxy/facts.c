@@ -594,7 +594,10 @@ bool facts_lookup(void *arg, const char *name, struct policy_facts *out)
 		return false;
 	char prefix[600];
 	conn_prefix(s, prefix, sizeof(prefix));
-	struct facts_entry *e = cache_find(state_of(s->srv), prefix, name, cfg->facts_cache_seconds);
+	/* Even with facts_cache_seconds = 0 (fetch for every statement), the answer fetched for
+	 * this statement a moment ago must still be there when its policies ask. */
+	double ttl = cfg->facts_cache_seconds < 2 ? 2 : cfg->facts_cache_seconds;
+	struct facts_entry *e = cache_find(state_of(s->srv), prefix, name, ttl);
 	if (!e || !e->ok)
 		return false;
 	*out = e->f;

@@ -358,7 +358,10 @@ bool guard_inspect(void *arg, uint8_t type, const uint8_t *msg, size_t len,
 				nnames++;
 		}
 	}
-	enum facts_status fs = nnames ? facts_prefetch(s, names, nnames) : FACTS_READY;
+	/* After a fetch the held message is inspected again: use what arrived (even if the
+	 * cache keeps nothing), rather than fetching forever. */
+	enum facts_status fs = nnames && !s->facts_fetched ? facts_prefetch(s, names, nnames) : FACTS_READY;
+	s->facts_fetched = false;
 	for (int i = 0; i < nnames; i++)
 		free(names[i]);
 	if (fs == FACTS_PENDING) {

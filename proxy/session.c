@@ -125,8 +125,10 @@ static void resume_cb(evutil_socket_t fd, short what, void *arg)
 	if (s->state != SS_READY || !s->relay.inspect_wait)
 		return;
 	s->relay.inspect_wait = false;
+	s->facts_fetched = true;
 	io_set_reading(&s->client, true);
 	process_client(s);
+	s->facts_fetched = false;
 }
 
 void session_facts_ready(struct session *s)

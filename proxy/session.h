@@ -64,6 +64,7 @@ struct session {
 	struct event *timer;         /* login, connect, cancel or closing deadline */
 	struct event *free_ev;
 	struct event *resume_ev;     /* facts arrived: inspect the held message again */
+	bool facts_fetched;          /* ... and use what was fetched, without fetching again */
 
 	uint32_t key_pid;            /* the BackendKeyData ddlguard gave the client */
 	uint8_t key_secret[256];
