@@ -1,0 +1,202 @@
+"""Routing and limits: [databases] routes, unknown databases, unreachable or silent upstreams,
+max_client_conn, and the unix socket."""
+
+import os
+import socket
+import threading
+import time
+
+import psycopg2
+
+import wire
+from harness import ProxyTestCase, APPDB, UNICODE_DB, free_port, proxy_only, subdir
+
+DEAD_PORT = free_port()      # nothing listens here
+
+
+class BlackHole:
+    """A TCP server that accepts connections and never says anything."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(('127.0.0.1', 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self.stopped = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stopped:
+            try:
+                c, _ = self.sock.accept()
+                self.conns.append(c)
+            except OSError:
+                return
+
+    def close(self):
+        self.stopped = True
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+BLACK_HOLE = None
+
+
+def black_hole_port():
+    global BLACK_HOLE
+    if BLACK_HOLE is None:
+        BLACK_HOLE = BlackHole()
+    return BLACK_HOLE.port
+
+
+@proxy_only
+class TestRoutes(ProxyTestCase):
+    settings = {'server_connect_timeout': '2'}
+    databases = {
+        'appdb': 'host={pg_host} port={pg_port} dbname=appdb',
+        'renamed': 'host={pg_host} port={pg_port} dbname=appdb2',
+        'viasocket': 'host={pg_socket_dir} port={pg_port} dbname=appdb',
+        'down': f'host=127.0.0.1 port={DEAD_PORT} dbname=appdb',
+        'silent': 'host=127.0.0.1 port=%d dbname=appdb' % black_hole_port(),
+    }
+
+    def login_error(self, db, user='trust_user'):
+        with wire.Conn(self.proxy.host, self.proxy.port, timeout=20) as c:
+            with self.assertRaises(wire.LoginError) as cm:
+                c.login(user, db)
+            f = cm.exception.fields
+            self.assertEqual(f.get('S'), 'FATAL', f)
+            self.assertEqual(f.get('V'), 'FATAL', f'no V field: {f}')
+            self.assertTrue(c.wait_closed(5), 'connection still open after FATAL')
+        return cm.exception
+
+    def test_unknown_database_3D000(self):
+        e = self.login_error('nosuchdb')
+        self.assertEqual(e.sqlstate, '3D000', e.fields)
+        self.assertIn('nosuchdb', e.fields.get('M', ''))
+        p = self.psql(self.conninfo(db='nosuchdb'), '-c', 'SELECT 1')
+        self.assertEqual(p.returncode, 2)
+        self.assertIn('nosuchdb', p.stderr)
+
+    def test_route_renames_database(self):
+        c = self.connect(db='renamed')
+        self.assertEqual(self.scalar(c, 'SELECT current_database()'), 'appdb2')
+
+    def test_route_to_unix_socket(self):
+        c = self.connect(db='viasocket')
+        self.assertEqual(self.scalar(c, 'SELECT current_database()'), 'appdb')
+        self.assertIsNone(self.scalar(c, 'SELECT inet_client_addr()'), 'not via the unix socket')
+
+    def test_upstream_down_08006(self):
+        t0 = time.monotonic()
+        e = self.login_error('down')
+        self.assertEqual(e.sqlstate, '08006', e.fields)
+        self.assertLess(time.monotonic() - t0, 5)
+        with self.assertRaises(psycopg2.OperationalError):
+            self.connect(db='down')
+
+    def test_silent_upstream_times_out(self):
+        t0 = time.monotonic()
+        e = self.login_error('silent')
+        self.assertTrue(e.sqlstate.startswith('08'), e.fields)
+        self.assertLess(time.monotonic() - t0, 10, 'server_connect_timeout=2 not applied')
+
+    def test_good_route_unaffected_by_bad_ones(self):
+        c = self.connect(db='appdb')
+        self.assertEqual(self.scalar(c, 'SELECT current_database()'), 'appdb')
+
+
+@proxy_only
+class TestWildcardRoute(ProxyTestCase):
+    databases = {'*': 'host={pg_host} port={pg_port}'}
+
+    def test_wildcard_passes_database_name(self):
+        for db in ('appdb', 'appdb2'):
+            c = self.connect(db=db)
+            self.assertEqual(self.scalar(c, 'SELECT current_database()'), db)
+
+    def test_database_name_needing_quotes(self):
+        c = self.connect(db=UNICODE_DB)
+        self.assertEqual(self.scalar(c, 'SELECT current_database()'), UNICODE_DB)
+
+    def test_database_defaults_to_user(self):
+        with wire.Conn(self.proxy.host, self.proxy.port) as c:
+            with self.assertRaises(wire.LoginError) as cm:
+                c.send(wire.startup({'user': 'trust_user'}))
+                c.finish_login('trust_user')
+        self.assertEqual(cm.exception.sqlstate, '3D000', cm.exception.fields)
+        self.assertIn('"trust_user"', cm.exception.fields.get('M', ''))
+
+    def test_database_missing_on_server(self):
+        with wire.Conn(self.proxy.host, self.proxy.port) as c:
+            with self.assertRaises(wire.LoginError) as cm:
+                c.login('trust_user', 'not_on_server')
+        # the server's own error, forwarded unchanged
+        self.assertEqual(cm.exception.sqlstate, '3D000', cm.exception.fields)
+        self.assertIn('not_on_server', cm.exception.fields.get('M', ''))
+
+
+@proxy_only
+class TestMaxClientConn(ProxyTestCase):
+    settings = {'max_client_conn': '3'}
+
+    def test_limit_53300_and_recovery(self):
+        held = [psycopg2.connect(self.conninfo()) for _ in range(3)]
+        try:
+            with wire.Conn(self.proxy.host, self.proxy.port) as c:
+                try:
+                    c.login('trust_user', APPDB)
+                    self.fail('a 4th client was accepted with max_client_conn=3')
+                except wire.LoginError as e:
+                    self.assertEqual(e.sqlstate, '53300', e.fields)
+                    self.assertEqual(e.fields.get('S'), 'FATAL')
+                    self.assertEqual(e.fields.get('V'), 'FATAL', e.fields)
+                except wire.Closed:
+                    self.fail('closed without ErrorResponse 53300')
+            with self.assertRaises(psycopg2.OperationalError):
+                psycopg2.connect(self.conninfo()).close()
+        finally:
+            held.pop().close()
+        time.sleep(0.5)
+        self.assertProxyServes()
+        for c in held:
+            c.close()
+
+    def test_failed_logins_release_their_slot(self):
+        for i in range(10):
+            with wire.Conn(self.proxy.host, self.proxy.port) as c:
+                if i % 3 == 2:
+                    c.send(b'\xff' * 16)
+                    self.assertTrue(c.wait_closed(5))
+                    continue
+                with self.assertRaises(wire.LoginError):
+                    if i % 3 == 0:
+                        c.login('trust_user', 'no_such_db_on_server')
+                    else:
+                        c.login('md5_user', APPDB, password='wrong')
+        time.sleep(0.5)
+        held = []
+        try:
+            for _ in range(3):
+                held.append(psycopg2.connect(self.conninfo('scram')))
+        finally:
+            for c in held:
+                c.close()
+
+
+@proxy_only
+class TestUnixSocket(ProxyTestCase):
+    settings = {'unix_socket_dir': subdir('proxy-sock')}
+
+    def test_psql_over_unix_socket(self):
+        sock = os.path.join(subdir('proxy-sock'), f'.s.PGSQL.{self.proxy.port}')
+        self.assertTrue(os.path.exists(sock), f'{sock} missing')
+        p = self.psql(f"host={subdir('proxy-sock')} port={self.proxy.port} user=trust_user "
+                      f"dbname={APPDB}", '-c', 'SELECT current_user')
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout.strip(), 'trust_user')
+
+    def test_tcp_still_works(self):
+        self.assertProxyServes()
