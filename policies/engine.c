@@ -588,6 +588,58 @@ static void push_stmt(lua_State *L, const struct stmt_info *st)
 	lua_setmetatable(L, -2);
 }
 
+/*
+ * session.created and session.statements grow with the migration; copying them into Lua
+ * for every statement would make a long migration quadratic. They are views answered by C
+ * from the session of the call in progress.
+ */
+static int l_created_index(lua_State *L)
+{
+	const struct policy_session *s = engine_of(L)->current;
+	const char *k = lua_tostring(L, 2);
+	if (!s || !k)
+		return 0;
+	for (int i = 0; i < s->ncreated; i++)
+		if (!strcmp(s->created[i], k)) {
+			lua_pushboolean(L, 1);
+			return 1;
+		}
+	return 0;
+}
+
+static int l_statements_index(lua_State *L)
+{
+	const struct policy_session *s = engine_of(L)->current;
+	lua_Integer i = lua_tointeger(L, 2);
+	if (!s || i < 1 || i > s->ntx)
+		return 0;
+	lua_createtable(L, 0, 3);
+	set_str(L, "tag", s->tx[i - 1].tag);
+	set_str(L, "text", s->tx[i - 1].text);
+	set_str(L, "strict_id", s->tx[i - 1].strict_id);
+	return 1;
+}
+
+static int l_statements_len(lua_State *L)
+{
+	const struct policy_session *s = engine_of(L)->current;
+	lua_pushinteger(L, s ? s->ntx : 0);
+	return 1;
+}
+
+static void push_view(lua_State *L, lua_CFunction index, lua_CFunction len)
+{
+	lua_newtable(L);
+	lua_createtable(L, 0, 2);
+	lua_pushcfunction(L, index);
+	lua_setfield(L, -2, "__index");
+	if (len) {
+		lua_pushcfunction(L, len);
+		lua_setfield(L, -2, "__len");
+	}
+	lua_setmetatable(L, -2);
+}
+
 static void push_session(lua_State *L, const struct policy_session *s)
 {
 	lua_createtable(L, 0, 12);
@@ -599,20 +651,9 @@ static void push_session(lua_State *L, const struct policy_session *s)
 	set_bool(L, "tls", s->tls);
 	set_str(L, "tx_status", s->tx_status == 'T' ? "in_transaction" :
 				s->tx_status == 'E' ? "failed" : "idle");
-	lua_createtable(L, s->ntx, 0);
-	for (int i = 0; i < s->ntx; i++) {
-		lua_createtable(L, 0, 3);
-		set_str(L, "tag", s->tx[i].tag);
-		set_str(L, "text", s->tx[i].text);
-		set_str(L, "strict_id", s->tx[i].strict_id);
-		lua_rawseti(L, -2, i + 1);
-	}
+	push_view(L, l_statements_index, l_statements_len);
 	lua_setfield(L, -2, "statements");
-	lua_createtable(L, 0, s->ncreated);
-	for (int i = 0; i < s->ncreated; i++) {
-		lua_pushboolean(L, 1);
-		lua_setfield(L, -2, s->created[i]);
-	}
+	push_view(L, l_created_index, NULL);
 	lua_setfield(L, -2, "created");
 }
 
@@ -822,6 +863,7 @@ void policy_check_connect(struct policy_engine *e, const struct policy_session *
 {
 	if (!e)
 		return;
+	e->current = s;
 	for (int i = 0; i < e->npolicies; i++) {
 		struct policy *p = &e->policies[i];
 		if (!p->has_connect)
@@ -829,12 +871,14 @@ void policy_check_connect(struct policy_engine *e, const struct policy_session *
 		push_session(e->L, s);
 		call_hook(e, p, "on_connect", 1, v, true);
 	}
+	e->current = NULL;
 }
 
 void policy_notify_commit(struct policy_engine *e, const struct policy_session *s)
 {
 	if (!e)
 		return;
+	e->current = s;
 	for (int i = 0; i < e->npolicies; i++) {
 		struct policy *p = &e->policies[i];
 		if (!p->has_commit)
@@ -848,4 +892,5 @@ void policy_notify_commit(struct policy_engine *e, const struct policy_session *
 		call_hook(e, p, "on_commit", 2, &ignored, false);
 		verdict_free(&ignored);
 	}
+	e->current = NULL;
 }

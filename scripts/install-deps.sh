@@ -6,7 +6,7 @@ pkgs=(build-essential autoconf automake libtool pkg-config
       libevent-dev libssl-dev libpq-dev liblua5.4-dev libpg-query-dev libprotobuf-c-dev libcmocka-dev
       postgresql-15 postgresql-client-15 pgbouncer openssl
       python3-psycopg2 libpostgresql-jdbc-java default-jdk-headless
-      procps iproute2 util-linux)
+      procps iproute2 util-linux time)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
