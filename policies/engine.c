@@ -1,6 +1,7 @@
 /* engine — see engine.h. */
 #include "policies/engine.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <lauxlib.h>
 #include <lua.h>
@@ -33,6 +34,7 @@ struct policy_engine {
 	bool overrun;                /* the current call hit its budget */
 	size_t mem_used, mem_limit;
 	const struct policy_session *current;   /* the session of the call in progress */
+	int nrules;
 	char last_error[700];
 };
 
@@ -342,6 +344,121 @@ static char *read_all(const char *path, size_t *len, char *err, size_t errlen)
 	return buf;
 }
 
+/* Load and run `path` with the environment on top of the stack; leaves nres results. */
+static bool run_file(struct policy_engine *e, const char *path, int nres, char *err, size_t errlen)
+{
+	size_t len;
+	char *src = read_all(path, &len, err, errlen);
+	if (!src)
+		return false;
+	const char *base = strrchr(path, '/');
+	base = base ? base + 1 : path;
+	char chunkname[512];
+	snprintf(chunkname, sizeof(chunkname), "@%s", base);
+	if (luaL_loadbufferx(e->L, src, len, chunkname, "t") != LUA_OK) {
+		snprintf(err, errlen, "%s", lua_tostring(e->L, -1));
+		lua_pop(e->L, 1);
+		free(src);
+		return false;
+	}
+	free(src);
+	lua_pushvalue(e->L, -2);
+	lua_setupvalue(e->L, -2, 1);
+	if (guarded_call(e, 0, nres) != LUA_OK) {
+		snprintf(err, errlen, "%s", lua_tostring(e->L, -1));
+		lua_pop(e->L, 1);
+		return false;
+	}
+	return true;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * Load the rule library: every rules/<id>.lua in its own sandbox returning a rule table,
+ * collected into RULES of library.lua's environment, with LIBRARY describing the profile
+ * and the configured levels. library.lua then becomes one more policy.
+ */
+static bool load_library(struct policy_engine *e, const struct policy_options *o, char *err, size_t errlen)
+{
+	lua_State *L = e->L;
+	char path[1024];
+	snprintf(path, sizeof(path), "%s/rules", o->library_dir);
+	DIR *d = opendir(path);
+	if (!d) {
+		snprintf(err, errlen, "cannot open the rule library \"%s\": %s (set lua_scripts_dir)", path, strerror(errno));
+		return false;
+	}
+	char **names = NULL;
+	int n = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		size_t l = strlen(de->d_name);
+		if (l < 5 || strcmp(de->d_name + l - 4, ".lua") || de->d_name[0] == '.')
+			continue;
+		names = realloc(names, (n + 1) * sizeof(char *));
+		if (!names || !(names[n] = strdup(de->d_name)))
+			abort();
+		n++;
+	}
+	closedir(d);
+	qsort(names, n, sizeof(char *), cmp_names);
+	struct policy *p = &e->policies[e->npolicies];
+	p->file = strdup("library.lua");
+	p->name = strdup("ddlguard-rules");
+	e->npolicies++;
+	bool ok = make_env(e, err, errlen);
+	int env = lua_gettop(L);
+	lua_createtable(L, n, 0);
+	int list = lua_gettop(L);
+	for (int i = 0; ok && i < n; i++) {
+		snprintf(path, sizeof(path), "%s/rules/%s", o->library_dir, names[i]);
+		ok = make_env(e, err, errlen) && run_file(e, path, 1, err, errlen);
+		if (!ok)
+			break;
+		char id[256];
+		snprintf(id, sizeof(id), "%s", names[i]);
+		id[strlen(id) - 4] = 0;
+		lua_getfield(L, -1, "id");
+		lua_getfield(L, -2, "check");
+		if (!lua_istable(L, -3) || !lua_isstring(L, -2) || strcmp(lua_tostring(L, -2), id) ||
+		    !lua_isfunction(L, -1)) {
+			snprintf(err, errlen, "%s: a rule file must return { id = \"%s\", check = function … }", path, id);
+			ok = false;
+			break;
+		}
+		lua_pop(L, 2);
+		lua_rawseti(L, list, i + 1);
+		lua_pop(L, 1);  /* the rule's environment */
+		e->nrules++;
+	}
+	for (int i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	if (!ok)
+		return false;
+	lua_setfield(L, env, "RULES");
+	lua_createtable(L, 0, 4);
+	lua_pushstring(L, o->profile);
+	lua_setfield(L, -2, "profile");
+	lua_pushstring(L, o->rule_levels ? o->rule_levels : "");
+	lua_setfield(L, -2, "levels");
+	lua_pushinteger(L, o->small_table_rows > 0 ? o->small_table_rows : 10000);
+	lua_setfield(L, -2, "small_table_rows");
+	lua_setfield(L, env, "LIBRARY");
+	snprintf(path, sizeof(path), "%s/library.lua", o->library_dir);
+	if (!run_file(e, path, 0, err, errlen))
+		return false;
+	lua_getfield(L, env, "on_statement");
+	p->has_statement = lua_isfunction(L, -1);
+	lua_pop(L, 1);
+	p->env_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	return true;
+}
+
 struct policy_engine *policy_engine_load(const struct policy_options *o, char *err, size_t errlen)
 {
 	struct policy_engine *e = calloc(1, sizeof(*e));
@@ -364,7 +481,8 @@ struct policy_engine *policy_engine_load(const struct policy_options *o, char *e
 	lua_pushboolean(e->L, 0);
 	lua_setfield(e->L, -2, "__metatable");
 	lua_pop(e->L, 2);
-	e->policies = calloc(o->nfiles ? o->nfiles : 1, sizeof(*e->policies));
+	/* One slot more for the rule library. */
+	e->policies = calloc(o->nfiles + 1, sizeof(*e->policies));
 	if (!e->policies)
 		abort();
 	for (int i = 0; i < o->nfiles; i++) {
@@ -417,6 +535,9 @@ struct policy_engine *policy_engine_load(const struct policy_options *o, char *e
 		}
 		p->env_ref = luaL_ref(e->L, LUA_REGISTRYINDEX);
 	}
+	/* The library runs after the DBA's own files, which may set LIBRARY levels too. */
+	if (o->profile && strcmp(o->profile, "off") && !load_library(e, o, err, errlen))
+		goto fail;
 	lua_gc(e->L, LUA_GCCOLLECT);
 	return e;
 fail:
@@ -456,6 +577,11 @@ bool policy_engine_has_connect(const struct policy_engine *e)
 int policy_engine_count(const struct policy_engine *e)
 {
 	return e ? e->npolicies : 0;
+}
+
+int policy_engine_rule_count(const struct policy_engine *e)
+{
+	return e ? e->nrules : 0;
 }
 
 const char *policy_last_error(const struct policy_engine *e)

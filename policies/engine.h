@@ -30,6 +30,11 @@ struct policy_options {
 	bool fail_open;             /* policy_failure = open */
 	long budget;                /* instructions per call */
 	size_t mem_limit;           /* bytes the Lua state may use in all */
+	/* The shipped rule library (lua-scripts/): loaded when profile is not NULL or "off". */
+	const char *library_dir;    /* holds library.lua and rules/<id>.lua */
+	const char *profile;        /* "none", "default" or "strict" */
+	const char *rule_levels;    /* "[env/]rule-id:deny|warn|off, …" */
+	long small_table_rows;
 };
 
 /* A DDL statement already run in the session's current transaction. */
@@ -84,6 +89,8 @@ void policy_engine_free(struct policy_engine *e);
 bool policy_engine_wants_dml(const struct policy_engine *e);
 bool policy_engine_has_connect(const struct policy_engine *e);
 int policy_engine_count(const struct policy_engine *e);
+/* Number of rules the library loaded (0 without it). */
+int policy_engine_rule_count(const struct policy_engine *e);
 
 /* Ask every policy about one statement and fold the answers into v. */
 void policy_check_statement(struct policy_engine *e, const struct stmt_info *st,

@@ -300,6 +300,9 @@ static void usage(FILE *fp)
 "  -e, --environment NAME   the environment policies see (default \"default\")\n"
 "  -f, --format FMT         text (default), json or github (workflow annotations)\n"
 "  -u, --upstream URL       fetch live facts (rows, size, lock holders) from this server\n"
+"      --rules PROFILE      the shipped rule library: default, strict, none (only --rule-level)\n"
+"      --rule-level ID:LEVEL  set a rule to deny, warn or off (repeatable; ENV/ID:LEVEL per environment)\n"
+"      --lua-scripts DIR    the rule library's directory (default: the installed one)\n"
 "Exit status: 0 nothing denied, 1 a statement denied or a file that does not parse,\n"
 "2 a usage error or a policy that does not load.\n");
 }
@@ -309,6 +312,8 @@ int check_main(int argc, char **argv)
 	char *files[64];
 	int nfiles = 0;
 	const char *config_file = NULL, *environment = "default", *upstream = NULL;
+	const char *profile = NULL, *scripts = NULL;
+	char levels[4096] = "";
 	enum fmt fmt = FMT_TEXT;
 	int i = 1;
 	for (; i < argc; i++) {
@@ -325,7 +330,8 @@ int check_main(int argc, char **argv)
 		bool takes = !strcmp(a, "-p") || !strcmp(a, "--policy") || !strcmp(a, "-c") ||
 			     !strcmp(a, "--config") || !strcmp(a, "-e") || !strcmp(a, "--environment") ||
 			     !strcmp(a, "-f") || !strcmp(a, "--format") || !strcmp(a, "-u") ||
-			     !strcmp(a, "--upstream");
+			     !strcmp(a, "--upstream") || !strcmp(a, "--rules") || !strcmp(a, "--rule-level") ||
+			     !strcmp(a, "--lua-scripts");
 		if (!takes) {
 			if (a[0] == '-' && a[1]) {
 				fprintf(stderr, "ddlguard check: unknown option %s\n", a);
@@ -339,6 +345,19 @@ int check_main(int argc, char **argv)
 			return 2;
 		}
 		i++;
+		if (!strcmp(a, "--rules")) {
+			profile = val;
+			continue;
+		}
+		if (!strcmp(a, "--lua-scripts")) {
+			scripts = val;
+			continue;
+		}
+		if (!strcmp(a, "--rule-level")) {
+			size_t l = strlen(levels);
+			snprintf(levels + l, sizeof(levels) - l, "%s%s", l ? ", " : "", val);
+			continue;
+		}
 		if (a[1] == 'p' || !strcmp(a, "--policy")) {
 			if (nfiles >= 64) {
 				fprintf(stderr, "ddlguard check: at most 64 policy files\n");
@@ -367,7 +386,8 @@ int check_main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	struct policy_options o = { .files = files, .nfiles = nfiles, .budget = 1000000, .mem_limit = 64u << 20 };
+	struct policy_options o = { .files = files, .nfiles = nfiles, .budget = 1000000, .mem_limit = 64u << 20,
+				    .small_table_rows = 10000 };
 	struct config *cfg = NULL;
 	char err[1024];
 	if (config_file) {
@@ -397,9 +417,34 @@ int check_main(int argc, char **argv)
 		o.fail_open = cfg->policy_fail_open;
 		o.budget = cfg->policy_budget;
 		o.mem_limit = (size_t)cfg->policy_memory_mb << 20;
+		o.small_table_rows = cfg->small_table_rows;
+		if (strcmp(cfg->rules, "off")) {
+			o.profile = cfg->rules;
+			o.rule_levels = cfg->rule_levels;
+			o.library_dir = config_library_dir(cfg);
+		}
 	}
-	if (!o.nfiles) {
-		fprintf(stderr, "ddlguard check: no policies: give --policy FILE or -c CONFIG with policy_files\n");
+	if (profile) {
+		o.profile = strcmp(profile, "off") ? profile : NULL;
+		if (strcmp(profile, "off") && strcmp(profile, "none") && strcmp(profile, "default") && strcmp(profile, "strict")) {
+			fprintf(stderr, "ddlguard check: --rules takes off, none, default or strict\n");
+			config_unref(cfg);
+			return 2;
+		}
+	}
+	if (o.profile && !o.library_dir) {
+		struct config *tmp = config_new();
+		static char dir[1024];
+		snprintf(dir, sizeof(dir), "%s", config_library_dir(tmp));
+		config_unref(tmp);
+		o.library_dir = dir;
+	}
+	if (scripts)
+		o.library_dir = scripts;
+	if (levels[0])
+		o.rule_levels = levels;
+	if (!o.nfiles && !o.profile) {
+		fprintf(stderr, "ddlguard check: no policies: give --policy FILE, --rules PROFILE, or -c CONFIG\n");
 		config_unref(cfg);
 		return 2;
 	}

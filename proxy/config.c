@@ -55,6 +55,8 @@ struct config *config_new(void)
 	c->policy_budget = 1000000;
 	c->policy_memory_mb = 64;
 	c->max_query_size = 64u << 20;
+	c->rules = xstrdup("off");
+	c->small_table_rows = 10000;
 	c->facts_cache_seconds = 5;
 	c->facts_timeout = 2;
 	return c;
@@ -100,6 +102,9 @@ void config_unref(struct config *c)
 	free(c->environment);
 	free(c->debug_inject_query);
 	free(c->monitor_user);
+	free(c->rules);
+	free(c->rule_levels);
+	free(c->lua_scripts_dir);
 	if (c->monitor_password) {
 		memset(c->monitor_password, 0, strlen(c->monitor_password));
 		free(c->monitor_password);
@@ -173,6 +178,8 @@ bool config_set(struct config *c, const char *key, const char *v, char *err, siz
 		{ "environment", &c->environment },
 		{ "debug_inject_query", &c->debug_inject_query },
 		{ "monitor_user", &c->monitor_user },
+		{ "rule_levels", &c->rule_levels },
+		{ "lua_scripts_dir", &c->lua_scripts_dir },
 		{ "monitor_password", &c->monitor_password },
 	};
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
@@ -209,6 +216,18 @@ bool config_set(struct config *c, const char *key, const char *v, char *err, siz
 			c->policy_files[c->npolicy_files++] = xstrdup(f);
 		}
 		free(list);
+		return true;
+	}
+	if (!strcmp(key, "rules")) {
+		if (strcmp(v, "off") && strcmp(v, "none") && strcmp(v, "default") && strcmp(v, "strict"))
+			return errf(err, errlen, "invalid rules \"%s\" (off, none, default or strict)%s", v, "");
+		set_str(&c->rules, v);
+		return true;
+	}
+	if (!strcmp(key, "small_table_rows")) {
+		if (!parse_int(v, 0, 2000000000L, &n))
+			return errf(err, errlen, "invalid small_table_rows \"%s\"%s", v, "");
+		c->small_table_rows = n;
 		return true;
 	}
 	if (!strcmp(key, "policy_failure")) {
@@ -614,9 +633,25 @@ fail:
 	return NULL;
 }
 
+const char *config_library_dir(const struct config *c)
+{
+	static char buf[1024];
+	if (c->lua_scripts_dir && *c->lua_scripts_dir)
+		return c->lua_scripts_dir;
+	snprintf(buf, sizeof(buf), "%s/library.lua", DDLG_PKGDATADIR);
+	FILE *fp = fopen(buf, "r");
+	if (fp) {
+		fclose(fp);
+		return DDLG_PKGDATADIR;
+	}
+	/* Not installed: run from the build tree with the source tree's library. */
+	return DDLG_SRCDIR "/lua-scripts";
+}
+
 bool config_load_policies(struct config *c, char *err, size_t errlen)
 {
-	if (!c->npolicy_files)
+	bool library = strcmp(c->rules, "off") != 0;
+	if (!c->npolicy_files && !library)
 		return true;
 	struct policy_options o = {
 		.files = c->policy_files,
@@ -624,6 +659,10 @@ bool config_load_policies(struct config *c, char *err, size_t errlen)
 		.fail_open = c->policy_fail_open,
 		.budget = c->policy_budget,
 		.mem_limit = (size_t)c->policy_memory_mb << 20,
+		.library_dir = library ? config_library_dir(c) : NULL,
+		.profile = library ? c->rules : NULL,
+		.rule_levels = c->rule_levels,
+		.small_table_rows = c->small_table_rows,
 	};
 	char e[600];
 	c->policy = policy_engine_load(&o, e, sizeof(e));

@@ -70,6 +70,10 @@ struct config {
 	long policy_budget;         /* instructions per policy call */
 	long policy_memory_mb;
 	uint32_t max_query_size;    /* largest Query/Parse inspected when policies are loaded */
+	char *rules;                /* rule library profile: off, none, default, strict */
+	char *rule_levels;          /* "[env/]id:level, …" */
+	long small_table_rows;
+	char *lua_scripts_dir;      /* NULL: the installed library (or the source tree's) */
 	char *monitor_user;         /* side connections (facts): user and password */
 	char *monitor_password;
 	int facts_cache_seconds;
@@ -95,6 +99,8 @@ bool config_validate(struct config *cfg, char *err, size_t errlen);
 
 /* Load the policy files into a new engine (called by config_load and on reload). */
 bool config_load_policies(struct config *cfg, char *err, size_t errlen);
+/* Where the shipped library is: lua_scripts_dir, else installed, else the source tree. */
+const char *config_library_dir(const struct config *cfg);
 
 /* The route for a client-visible database name: exact match, else "*", else NULL. */
 struct route *config_find_route(struct config *cfg, const char *dbname);

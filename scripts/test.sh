@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds ddlguard (normal and AddressSanitizer builds), then runs every test suite:
 #   unit         cmocka, `make check` (no network)
+#   lua          the rule library's cases, through `ddlguard check`
 #   integration  a real PostgreSQL 15 started by the harness, driven through the ASan
 #                build of ddlguard with psql, libpq, psycopg2 and JDBC
 # Ends with one line "N passed, N failed" counting every test of every suite.
@@ -44,6 +45,19 @@ if [ $unit_rc -ne 0 ] && ! ls build/tests/unit/*.log >/dev/null 2>&1; then
 fi
 rm -f /tmp/ddlguard-unit.$$
 echo "unit: $passed passed, $failed failed"
+
+echo "== rule library tests (tests/lua through ddlguard check)"
+out=$(mktemp)
+/usr/bin/python3 tests/lua/run.py "$PWD/build/ddlguard" 2>&1 | tee "$out"
+line=$(grep -E '^lua: [0-9]+ passed, [0-9]+ failed' "$out" | tail -1)
+if [ -n "$line" ]; then
+	passed=$((passed + $(echo "$line" | sed -E 's/^lua: ([0-9]+) passed.*/\1/')))
+	failed=$((failed + $(echo "$line" | sed -E 's/^lua: [0-9]+ passed, ([0-9]+) failed.*/\1/')))
+else
+	echo "rule library runner printed no summary"
+	failed=$((failed + 1))
+fi
+rm -f "$out"
 
 echo "== integration tests (real PostgreSQL 15, ASan build of ddlguard)"
 ipass=0

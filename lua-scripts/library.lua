@@ -1,0 +1,93 @@
+-- ddlguard's rule library: applies the rules in rules/<id>.lua to every guarded statement.
+--
+-- ddlguard loads each rule file in its own sandbox and hands the rules to this policy as
+-- RULES, with LIBRARY = { profile, levels, small_table_rows } from the configuration:
+--   rules = default | strict | none          (none: every rule off unless given a level)
+--   rule_levels = drop-column:warn, production/drop-column:deny, prefer-text:off
+-- A level named for an environment beats a plain one, which beats the profile's.
+--
+-- A rule file returns:
+--   {
+--     id = "require-concurrent-index",      -- the file's name
+--     severity = "P1", class = "LOCK",      -- from the catalog (P0 worst … P3 style)
+--     summary = "…", why = "…", instead = "…",
+--     default = "deny", strict = "deny",    -- its level in each profile: deny | warn | off
+--     override = true,                      -- an inline ddlguard:allow comment may lift it
+--     check = function(stmt, session, ctx) … end,
+--   }
+-- check returns nil when the statement is fine, else a message (or { message=, hint= }).
+-- ctx gives what a text linter cannot know: ctx.new(obj) (created earlier in this session,
+-- so empty and exempt from lock rules), ctx.facts(obj), ctx.small(obj) (fewer than
+-- small_table_rows estimated rows), ctx.rows(obj), ctx.lock_note(obj).
+
+local levels = {}
+for item in string.gmatch(LIBRARY.levels or "", "[^,%s]+") do
+  local key, level = string.match(item, "^(.+):(%a+)$")
+  if not key or (level ~= "deny" and level ~= "warn" and level ~= "off") then
+    error("rule_levels: \"" .. item .. "\" is not RULE:deny|warn|off (or ENV/RULE:LEVEL)")
+  end
+  levels[key] = level
+end
+
+local known = {}
+for _, r in ipairs(RULES) do known[r.id] = true end
+for key in pairs(levels) do
+  local id = string.match(key, "/(.+)$") or key
+  if not known[id] then error("rule_levels names an unknown rule \"" .. id .. "\"") end
+end
+
+local function level_of(rule, env)
+  local l = levels[env .. "/" .. rule.id] or levels[rule.id]
+  if l then return l end
+  if LIBRARY.profile == "strict" then return rule.strict or rule.default or "off" end
+  if LIBRARY.profile == "default" then return rule.default or "off" end
+  return "off"
+end
+
+local function make_ctx(session)
+  local ctx = { small_table_rows = LIBRARY.small_table_rows, session = session }
+  function ctx.new(o)
+    return o.created or created_in_session(session, o)
+  end
+  function ctx.facts(o)
+    return facts(o)
+  end
+  function ctx.rows(o)
+    local f = facts(o)
+    if f and f.exists then return f.rows end
+  end
+  function ctx.small(o)
+    local n = ctx.rows(o)
+    return n ~= nil and n < LIBRARY.small_table_rows
+  end
+  -- "(about 1200000 rows, ACCESS EXCLUSIVE)" when the facts are known, for messages.
+  function ctx.lock_note(o)
+    local n = ctx.rows(o)
+    local lock = o.lock or "?"
+    if n then return string.format(" (about %d rows; %s)", n, lock) end
+    return " (" .. lock .. ")"
+  end
+  return ctx
+end
+
+function on_statement(stmt, session)
+  local out = {}
+  local ctx = make_ctx(session)
+  for _, rule in ipairs(RULES) do
+    local level = level_of(rule, session.environment)
+    if level ~= "off" then
+      local found = rule.check(stmt, session, ctx)
+      if found then
+        local msg, hint = found, rule.instead
+        if type(found) == "table" then msg, hint = found.message, found.hint or rule.instead end
+        if level == "deny" then
+          out[#out + 1] = deny{ rule = rule.id, message = msg, hint = hint, detail = rule.why,
+                                override = rule.override }
+        else
+          out[#out + 1] = warn{ rule = rule.id, message = msg, hint = hint }
+        end
+      end
+    end
+  end
+  return out
+end
