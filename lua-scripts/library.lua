@@ -15,7 +15,9 @@
 --     override = true,                      -- an inline ddlguard:allow comment may lift it
 --     check = function(stmt, session, ctx) … end,
 --   }
--- check returns nil when the statement is fine, else a message (or { message=, hint= }).
+-- check returns nil when the statement is fine, else a message (or { message=, hint= }),
+-- or { set = { lock_timeout = "2s", statement_timeout = "15min" } } to tighten timeouts
+-- (any level but off applies it).
 -- ctx gives what a text linter cannot know: ctx.new(obj) (created earlier in this session,
 -- so empty and exempt from lock rules), ctx.facts(obj), ctx.small(obj) (fewer than
 -- small_table_rows estimated rows), ctx.rows(obj), ctx.lock_note(obj).
@@ -46,6 +48,7 @@ end
 
 local function make_ctx(session)
   local ctx = { small_table_rows = LIBRARY.small_table_rows, session = session }
+  ctx.in_transaction = session.tx_status ~= "idle"
   function ctx.new(o)
     return o.created or created_in_session(session, o)
   end
@@ -77,7 +80,9 @@ function on_statement(stmt, session)
     local level = level_of(rule, session.environment)
     if level ~= "off" then
       local found = rule.check(stmt, session, ctx)
-      if found then
+      if type(found) == "table" and found.set then
+        out[#out + 1] = set(found.set)
+      elseif found then
         local msg, hint = found, rule.instead
         if type(found) == "table" then msg, hint = found.message, found.hint or rule.instead end
         if level == "deny" then

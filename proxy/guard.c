@@ -377,6 +377,11 @@ bool guard_inspect(void *arg, uint8_t type, const uint8_t *msg, size_t len,
 	int denied = -1;
 	for (int i = 0; i < l.n; i++) {
 		const struct stmt_info *st = &l.items[i];
+		/* BEGIN … COMMIT inside one Query: later statements of it run in that block. */
+		if (st->txctl == STMT_TX_BEGIN)
+			ps.tx_status = 'T';
+		else if (st->txctl == STMT_TX_COMMIT || st->txctl == STMT_TX_ROLLBACK)
+			ps.tx_status = 'I';
 		if (!stmt_guarded(st) && !dml)
 			continue;
 		struct verdict sv;

@@ -5,6 +5,7 @@ import os
 import re
 import signal
 import subprocess
+import threading
 import time
 
 import psycopg2
@@ -97,6 +98,38 @@ class TestCommandLine(CliTestCase):
     def test_bad_config_tls_required_without_cert(self):
         self.check_bad_config('[ddlguard]\nlisten_port = {port}\nclient_tls_sslmode = require\n'
                               '[databases]\n* = host=127.0.0.1 port={pg_port}\n')
+
+    def test_documented_config_style(self):
+        """The documented layout: inline ';' comments, an empty value, route options."""
+        port = free_port()
+        path = self.write_config(
+            '; ddlguard configuration\n'
+            '[ddlguard]\n'
+            'listen_addr = 127.0.0.1\n'
+            f'listen_port = {port}\n'
+            'unix_socket_dir =            ; empty = no unix socket; else .s.PGSQL.<listen_port> in it\n'
+            'client_tls_sslmode = disable ; disable | allow | require\n'
+            'server_tls_sslmode = prefer  ; disable | prefer | require | verify-ca | verify-full\n'
+            'client_login_timeout = 60    ; seconds\n'
+            'server_connect_timeout = 15\n'
+            'cancel_wait_timeout = 10\n'
+            'shutdown_timeout = 30\n'
+            'max_client_conn = 1000\n'
+            'max_packet_size = 1073741823 ; cap on one client message (bytes)\n'
+            'log_level = info             ; error | warning | info | debug\n'
+            'logfile =\n'
+            '\n'
+            '[databases]\n'
+            'appdb = host=127.0.0.1 port={pg_port} dbname=appdb environment=staging '
+            'server_tls_sslmode=require\n'
+            '* = host=127.0.0.1 port={pg_port}\n')
+        p = self.start_proxy(argv=['-c', path])
+        p.port = port
+        wait_for(lambda: port_open('127.0.0.1', port), 10, what='ddlguard to listen')
+        c = self.connect(proxy=p)
+        self.assertIs(self.scalar(c, 'SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()'), True)
+        c2 = self.connect(proxy=p, db='appdb2')
+        self.assertEqual(self.scalar(c2, 'SELECT current_database()'), 'appdb2')
 
     def test_listen_port_in_use(self):
         p1 = self.start_proxy()
@@ -191,6 +224,10 @@ class TestRunCommand(CliTestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(p.stdout.strip(), '2')
 
+    def test_run_child_killed_by_signal(self):
+        p = self.run_cmd('sh', '-c', 'kill -KILL $$')
+        self.assertEqual(p.returncode, 128 + 9, p.stderr)
+
     def test_run_missing_command(self):
         p = self.run_cmd('/nonexistent/command')
         self.assertNotEqual(p.returncode, 0)
@@ -212,6 +249,36 @@ class TestSignals(CliTestCase):
         status = p.wait(10)
         self.assertIsNotNone(status, 'did not exit after its last session closed')
         self.assertEqual(status, 0)
+
+    def test_sigterm_lets_running_query_finish(self):
+        p = self.start_proxy({'shutdown_timeout': '20'})
+        c = self.connect(proxy=p)
+        result = {}
+
+        def query():
+            try:
+                result['v'] = self.scalar(c, 'SELECT 5 FROM pg_sleep(2)')
+            except psycopg2.Error as e:
+                result['v'] = e
+        t = threading.Thread(target=query)
+        t.start()
+        time.sleep(0.5)
+        p.signal(signal.SIGTERM)
+        t.join(30)
+        self.assertEqual(result.get('v'), 5, f'the running query did not finish: {result}')
+        c.close()
+        self.assertIsNotNone(p.wait(10), 'did not exit after its last session closed')
+
+    def test_sigterm_timeout_sends_57P01(self):
+        p = self.start_proxy({'shutdown_timeout': '2'})
+        with wire.Conn(p.host, p.port, timeout=20) as c:
+            c.login('trust_user', APPDB)
+            p.signal(signal.SIGTERM)
+            m = c.recv()          # idle: whatever arrives is ddlguard's doing
+            self.assertEqual(m.kind, b'E', m)
+            self.assertEqual((m.fields().get('S'), m.sqlstate), ('FATAL', '57P01'), m.fields())
+            self.assertTrue(c.wait_closed(5))
+        self.assertIsNotNone(p.wait(10))
 
     def test_sigterm_shutdown_timeout(self):
         p = self.start_proxy({'shutdown_timeout': '2'})

@@ -114,6 +114,12 @@ class TestCancel(RelayTestCase):
                             'the client got the server backend pid in BackendKeyData')
 
     @proxy_only
+    def test_backend_keys_are_distinct(self):
+        conns = [self.connect() for _ in range(50)]
+        pids = {c.get_backend_pid() for c in conns}
+        self.assertEqual(len(pids), 50, 'two sessions got the same BackendKeyData pid')
+
+    @proxy_only
     def test_bogus_cancel_key_is_ignored(self):
         c = self.connect()
         pid = c.get_backend_pid()
@@ -339,6 +345,13 @@ class TestSimpleProtocol(RelayTestCase):
         (wire.query('COPY s TO STDOUT'), 1),
         (wire.query('SELECT 1') + wire.query('SELECT 2') + wire.query('SELECT 3'), 3),
         (wire.query("DO $$ BEGIN FOR i IN 1..5000 LOOP RAISE NOTICE 'notice %', i; END LOOP; END $$"), 1),
+        # COPY inside a multi-statement Query: the statements after it run once COPY is done
+        (wire.query('COPY s FROM STDIN; SELECT 42'), 0),
+        (wire.copy_data(b'5\te\n') + wire.copy_done(), 1),
+        # a bare Sync is answered with ReadyForQuery, a bare Flush with nothing
+        (wire.sync() + wire.flush() + wire.sync(), 2),
+        # CopyData/CopyDone outside COPY are ignored by the server
+        (wire.copy_data(b'stray') + wire.copy_done() + wire.query('SELECT 7'), 1),
     ]
 
     def test_sequences_match_direct(self):

@@ -200,3 +200,17 @@ class TestUnixSocket(ProxyTestCase):
 
     def test_tcp_still_works(self):
         self.assertProxyServes()
+
+
+@proxy_only
+class TestUpstreamRestart(ProxyTestCase):
+    def test_server_restart(self):
+        """Sessions die with the server; ddlguard survives and serves new sessions after it."""
+        c = self.connect()
+        self.assertEqual(self.scalar(c, 'SELECT 1'), 1)
+        self.pg.restart()
+        with self.assertRaises(psycopg2.OperationalError):
+            self.scalar(c, 'SELECT 1')
+        self.assertProxyServes()
+        c2 = self.connect('scram')
+        self.assertEqual(self.scalar(c2, 'SELECT current_user'), 'scram_user')

@@ -1,6 +1,7 @@
 """TLS on the client leg, the server leg, and both; certificate verification of the server."""
 
 import hashlib
+import struct
 import threading
 import time
 
@@ -202,6 +203,38 @@ class TestBothLegs(TLSMixin, ProxyTestCase):
             self.assertEqual(cm.exception.sqlstate, '28P01', cm.exception.fields)
             self.assertTrue(c.wait_closed(5))
 
+    def tls_login_error(self, role, password):
+        with wire.Conn(self.proxy.host, self.proxy.port) as c:
+            c.send(wire.ssl_request())
+            self.assertEqual(c.recv_byte(), b'S')
+            c.start_tls()
+            c.send(wire.startup({'user': role, 'database': APPDB}))
+            m = c.recv()
+            self.assertEqual((m.kind, m.int32()), (b'R', 3), m)
+            c.send(wire.msg(b'p', password))
+            try:
+                m = c.recv()
+            except wire.Closed:
+                return None
+            self.assertEqual(m.kind, b'E', m)
+            self.assertEqual(m.fields().get('S'), 'FATAL', m.fields())
+            self.assertTrue(c.wait_closed(5))
+            return m.sqlstate
+
+    def test_scram_empty_password(self):
+        self.assertEqual(self.tls_login_error('scram_user', b'\0'), '28P01')
+
+    def test_scram_oversized_password(self):
+        self.assertIn(self.tls_login_error('scram_user', b'x' * 100000 + b'\0'),
+                      (None, '28P01', '08P01'))
+        self.assertProxyServes()
+
+    def test_scram_sasl_message_instead_of_password(self):
+        data = b'n,,n=,r=abcdefghijklmnop'
+        sasl = wire.cstr('SCRAM-SHA-256') + struct.pack('!i', len(data)) + data
+        self.assertIn(self.tls_login_error('scram_user', sasl), (None, '28P01', '08P01'))
+        self.assertProxyServes()
+
     def test_scram_wrong_password(self):
         p = self.psql(self.conninfo('scram', sslmode='require', password='wrong'), '-c', 'SELECT 1')
         self.assertEqual(p.returncode, 2)
@@ -209,6 +242,27 @@ class TestBothLegs(TLSMixin, ProxyTestCase):
 
     def test_cancel_both_legs_tls(self):
         self.check_cancel()
+
+    def test_cancel_request_over_tls(self):
+        """libpq 17's PQcancelCreate sends CancelRequest after an SSLRequest, like a login."""
+        with wire.Conn(self.proxy.host, self.proxy.port, timeout=20) as c:
+            c.send(wire.ssl_request())
+            self.assertEqual(c.recv_byte(), b'S')
+            c.start_tls()
+            c.login('trust_user', APPDB)
+            c.send(wire.query('SELECT pg_sleep(30)'))
+            time.sleep(0.5)
+            t0 = time.monotonic()
+            with wire.Conn(self.proxy.host, self.proxy.port) as k:
+                k.send(wire.ssl_request())
+                self.assertEqual(k.recv_byte(), b'S')
+                k.start_tls()
+                k.send(wire.cancel_request(*c.key))
+                self.assertTrue(k.wait_closed(10), 'cancel connection not closed')
+            err = wire.first_error(c.recv_ready())
+            self.assertIsNotNone(err, 'the query was not cancelled')
+            self.assertEqual(err.sqlstate, '57014', err.fields())
+            self.assertLess(time.monotonic() - t0, 5)
 
     def test_scram_channel_binding_disabled_client(self):
         c = self.ssl_conn('scram', channel_binding='disable')

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import os
+import re
 import socket
 import ssl
 import struct
@@ -356,13 +357,17 @@ def first_error(msgs):
 def normalize(msgs):
     """Makes a transcript comparable across sessions: drops BackendKeyData, zeroes the sender
     pid of NotificationResponse (the server backend's pid) and the table OIDs in RowDescription
-    (each session's temporary tables have their own)."""
+    and the pg_temp_<n> schema names in errors (each session's temporary tables have their
+    own)."""
     out = []
     for m in msgs:
         if m.kind == b'K':
             continue
         if m.kind == b'A':
             m = Message(b'A', b'\0\0\0\0' + m.body[4:])
+        elif m.kind in (b'E', b'N'):
+            # the schema of a temporary table is named after the backend slot: pg_temp_<n>
+            m = Message(m.kind, re.sub(rb'(^|\0)s(pg_temp|pg_toast_temp)_\d+\0', rb'\1s\2_N\0', m.body))
         elif m.kind == b'T':
             body = bytearray(m.body)
             off = 2
