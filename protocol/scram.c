@@ -7,6 +7,7 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <stdio.h>
+#include <stringprep.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -126,10 +127,22 @@ bool scram_client_final(struct scram_client *sc, const char *password, const cha
 	memcpy(sc->server_first, server_first, len);
 	sc->server_first[len] = 0;
 
-	/* SaltedPassword := Hi(Normalize(password), salt, i). Passwords are used as given
-	 * (SASLprep of ASCII is the identity). */
-	if (PKCS5_PBKDF2_HMAC(password, (int)strlen(password), salt, saltlen, (int)iters,
-			      EVP_sha256(), SCRAM_KEY_LEN, sc->salted) != 1)
+	/* SaltedPassword := Hi(Normalize(password), salt, i), Normalize being SASLprep
+	 * (RFC 4013). Like libpq and the server, a password that SASLprep rejects (invalid
+	 * UTF-8, prohibited characters) is used as given. */
+	char *prepped = NULL;
+	if (stringprep_profile(password, &prepped, "SASLprep", 0) != STRINGPREP_OK) {
+		free(prepped);
+		prepped = NULL;
+	}
+	const char *pw = prepped ? prepped : password;
+	int rc = PKCS5_PBKDF2_HMAC(pw, (int)strlen(pw), salt, saltlen, (int)iters, EVP_sha256(),
+				   SCRAM_KEY_LEN, sc->salted);
+	if (prepped) {
+		OPENSSL_cleanse(prepped, strlen(prepped));
+		free(prepped);
+	}
+	if (rc != 1)
 		return fail(err, errlen, "PBKDF2 failed");
 
 	/* c= is base64(gs2-header [cbind-data]). */

@@ -496,7 +496,7 @@ bool config_parse_ini(struct config *c, const char *text, const char *origin, ch
 		char *key = trim(s), *val = trim(eq + 1);
 		/* Allow trailing "; comment" after a value, as PgBouncer does, when it is set off by space. */
 		for (char *q = val; *q; q++)
-			if ((*q == ';' || *q == '#') && q > val && isspace((unsigned char)q[-1])) {
+			if ((*q == ';' || *q == '#') && (q == val || isspace((unsigned char)q[-1]))) {
 				*q = 0;
 				val = trim(val);
 				break;

@@ -36,11 +36,28 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	session_accept(srv, fd, addr, len);
 }
 
+static void resume_accept_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+	for (int i = 0; i < srv->nlisteners; i++)
+		evconnlistener_enable(srv->listeners[i]);
+}
+
 static void accept_error_cb(struct evconnlistener *l, void *arg)
 {
+	struct server *srv = arg;
 	int e = EVUTIL_SOCKET_ERROR();
-	/* EMFILE and friends: keep the listener; the loop retries when descriptors free up. */
-	log_warning("accept failed: %s", evutil_socket_error_to_string(e));
+	log_warning("accept failed: %s; pausing new connections for 1 s", evutil_socket_error_to_string(e));
+	/* Out of descriptors (EMFILE, ENFILE, ENOBUFS): the pending connection stays in the
+	 * backlog and the level-triggered listener would fire again at once, spinning a core.
+	 * Stop accepting for a moment; running sessions go on and free descriptors. */
+	for (int i = 0; i < srv->nlisteners; i++)
+		evconnlistener_disable(srv->listeners[i]);
+	if (!srv->accept_pause)
+		srv->accept_pause = evtimer_new(srv->base, resume_accept_cb, srv);
+	struct timeval tv = { 1, 0 };
+	if (srv->accept_pause)
+		evtimer_add(srv->accept_pause, &tv);
 }
 
 static bool add_listener(struct server *srv, int fd, char *err, size_t errlen)
@@ -315,6 +332,8 @@ void server_free(struct server *srv)
 		event_free(srv->sig_events[i]);
 	if (srv->drain_timer)
 		event_free(srv->drain_timer);
+	if (srv->accept_pause)
+		event_free(srv->accept_pause);
 	config_unref(srv->cfg);
 	srv->cfg = NULL;
 	if (srv->base)

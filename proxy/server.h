@@ -47,6 +47,7 @@ struct server {
 	bool draining;                      /* SIGTERM: no new sessions, waiting for old ones */
 	bool stopping;                      /* the loop is ending */
 	struct event *drain_timer;
+	struct event *accept_pause;         /* re-enables accepting after EMFILE */
 	struct event *sig_events[5];
 	int nsig;
 

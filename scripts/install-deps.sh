@@ -3,7 +3,7 @@
 # Idempotent: packages already present are skipped, apt-get runs only when something is missing.
 set -euo pipefail
 pkgs=(build-essential autoconf automake libtool pkg-config
-      libevent-dev libssl-dev libpq-dev liblua5.4-dev libpg-query-dev libprotobuf-c-dev libcmocka-dev
+      libevent-dev libssl-dev libpq-dev liblua5.4-dev libpg-query-dev libprotobuf-c-dev libidn-dev libcmocka-dev
       postgresql-15 postgresql-client-15 pgbouncer openssl
       python3-psycopg2 libpostgresql-jdbc-java default-jdk-headless
       procps iproute2 util-linux time)
