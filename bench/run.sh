@@ -16,6 +16,8 @@
 # Output: Markdown report on stdout and in bench/results/latest.md; logs in bench/results/logs/.
 # See bench/README.md for what each row measures.
 set -uo pipefail
+{ # The whole script is one compound command: bash parses it completely before running it, so
+  # editing this file while a (20-minute) run is in progress cannot derail that run.
 
 SELF_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TOP=$(cd "$SELF_DIR/.." && pwd)
@@ -190,9 +192,11 @@ else
   DG_BIN=$TOP/build/ddlguard
   if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
     log "building ddlguard (scripts/build.sh, log: bench/results/logs/build.log)"
-    if ! bash "$TOP/scripts/build.sh" >"$LOGS/build.log" 2>&1; then
+    # One retry: a build running at the same time in the same tree (ar, -j) can break ours.
+    if ! bash "$TOP/scripts/build.sh" >"$LOGS/build.log" 2>&1 &&
+       ! { sleep 10; log "build failed, retrying once"; bash "$TOP/scripts/build.sh" >>"$LOGS/build.log" 2>&1; }; then
       DG_OK=0
-      DG_WHY="scripts/build.sh failed (bench/results/logs/build.log: $(grep -m1 -E 'error|Error' "$LOGS/build.log" | cut -c1-200))"
+      DG_WHY="scripts/build.sh failed (bench/results/logs/build.log: $(grep -m1 -E 'error|Error' "$LOGS/build.log" | cut -c1-200)); BENCH_NO_BUILD=1 benchmarks the existing build/ddlguard"
     fi
   fi
 fi
@@ -283,7 +287,7 @@ COPY_TIMEOUT=$((COPY_MB / 2 + 120))   # generous: fails only below ~2 MiB/s
 # ---------------------------------------------------------------------------------------------
 # Proxy instances. Plain (no TLS on either leg) instances serve most rows; *_tls instances have
 # TLS on both legs; pgb_nr is PgBouncer with server_lifetime=0 (no server connection reuse).
-# Both proxies run as the postgres user, log warnings only, no CPU pinning.
+# Both proxies run as the postgres user and log warnings only.
 # ---------------------------------------------------------------------------------------------
 write_pgbouncer_conf() {  # name port tls lifetime
   local n=$1 port=$2 tls=$3 lifetime=$4 mode=disable
@@ -731,7 +735,12 @@ report() {
   else
     echo "- CPU pinning: none (BENCH_PIN=0); every row runs unpinned on CPUs $ALL_CPUS."
   fi
-  echo "- Load average (1/5/15 min) at start: $LOAD_START; at end: $(cut -d' ' -f1-3 /proc/loadavg). Anything else running on this machine adds noise to all three columns alike."
+  local load_end busy
+  load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+  echo "- Load average (1/5/15 min) at start: $LOAD_START; at end: $load_end. Anything else running on this machine adds noise to all three columns alike."
+  # Our own load is about 1-2 runnable processes; more than that on top means someone else is busy.
+  busy=$(awk -v a="${LOAD_START%% *}" -v b="${load_end%% *}" -v n="$(nproc)" 'BEGIN { print (a > n / 2 || b > 2 * n + 1) ? 1 : 0 }')
+  [ "$busy" = 1 ] && echo "- **Warning: the machine was busy with other work during this run** (see load average); compare the spread in \"Raw samples\" before trusting a difference."
   echo "- Everything on 127.0.0.1 TCP. PostgreSQL: fsync/full_page_writes/synchronous_commit off, shared_buffers 256MB, COPY table UNLOGGED. PgBouncer: pool_mode=session, auth_type=trust. Both proxies run as user postgres, warnings-only logging."
   echo "- Run time: $((RUN_SECS / 60)) min $((RUN_SECS % 60)) s"
   echo
@@ -801,3 +810,5 @@ report() {
 report >"$RESULTS/latest.md.tmp" && mv "$RESULTS/latest.md.tmp" "$RESULTS/latest.md"
 cat "$RESULTS/latest.md"
 log "report written to bench/results/latest.md (logs in bench/results/logs/)"
+exit 0
+}

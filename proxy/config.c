@@ -58,6 +58,8 @@ struct config *config_new(void)
 	c->rules = xstrdup("off");
 	c->small_table_rows = 10000;
 	c->facts_cache_seconds = 5;
+	c->retry_attempts = 8;
+	c->retry_budget = 120;
 	c->facts_timeout = 2;
 	return c;
 }
@@ -156,6 +158,8 @@ bool config_set(struct config *c, const char *key, const char *v, char *err, siz
 		{ "max_client_conn", &c->max_client_conn, 1, 1000000 },
 		{ "facts_cache_seconds", &c->facts_cache_seconds, 0, 3600 },
 		{ "facts_timeout", &c->facts_timeout, 1, 600 },
+		{ "retry_attempts", &c->retry_attempts, 1, 100 },
+		{ "retry_budget", &c->retry_budget, 1, 86400 },
 	};
 	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
 		if (strcmp(key, ints[i].key))

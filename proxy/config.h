@@ -74,6 +74,8 @@ struct config {
 	char *rule_levels;          /* "[env/]id:level, …" */
 	long small_table_rows;
 	char *lua_scripts_dir;      /* NULL: the installed library (or the source tree's) */
+	int retry_attempts;         /* lock-timeout retries: attempts in all (1 = none) */
+	int retry_budget;           /* ... and seconds from the first attempt */
 	char *monitor_user;         /* side connections (facts): user and password */
 	char *monitor_password;
 	int facts_cache_seconds;

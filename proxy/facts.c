@@ -586,6 +586,29 @@ enum facts_status facts_prefetch(struct session *s, char **names, int n)
 	return FACTS_READY;
 }
 
+void facts_refresh(struct session *s, const char *name)
+{
+	if (!s->cfg->monitor_user || !*s->cfg->monitor_user)
+		return;
+	struct facts_state *st = state_of(s->srv);
+	char prefix[600];
+	conn_prefix(s, prefix, sizeof(prefix));
+	size_t pl = strlen(prefix);
+	for (struct facts_entry **pp = &st->cache; *pp;) {
+		struct facts_entry *e = *pp;
+		if (!strncmp(e->key, prefix, pl) && !strcmp(e->key + pl, name)) {
+			*pp = e->next;
+			free(e->key);
+			free(e);
+		} else
+			pp = &e->next;
+	}
+	char *names[1] = { (char *)name };
+	/* The answer lands in the cache; the session is not waiting for it (its resume is a
+	 * no-op when nothing is held). */
+	facts_prefetch(s, names, 1);
+}
+
 bool facts_lookup(void *arg, const char *name, struct policy_facts *out)
 {
 	struct session *s = arg;

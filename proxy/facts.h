@@ -29,6 +29,8 @@ enum facts_status {
 
 /* Make sure facts for `names` are cached; FACTS_PENDING calls session_facts_ready() later. */
 enum facts_status facts_prefetch(struct session *s, char **names, int n);
+/* Forget the cached facts of `name` and fetch them again in the background. */
+void facts_refresh(struct session *s, const char *name);
 /* policy_session.facts callback: arg is the session. */
 bool facts_lookup(void *arg, const char *name, struct policy_facts *out);
 /* The session is going away: forget that it waits. */

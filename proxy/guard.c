@@ -1,9 +1,11 @@
 /* guard — see guard.h. */
 #include "proxy/guard.h"
 
+#include <event2/buffer.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "policies/statement.h"
 #include "proxy/config.h"
@@ -225,7 +227,7 @@ static void add_query(struct pgw_buf *b, const struct pgw_buf *sql)
 }
 
 static void build_timeouts(struct session *s, const struct verdict *v, uint8_t type,
-			   struct relay_inspection *out)
+			   struct relay_inspection *out, struct pgw_buf *pre_sql)
 {
 	struct pgw_buf pre = { 0 }, post = { 0 };
 	pgw_buf_put(&pre, "SELECT ", 7);
@@ -283,8 +285,178 @@ static void build_timeouts(struct session *s, const struct verdict *v, uint8_t t
 		out->nbefore = sizeof(types);
 	}
 	pgw_buf_put(&out->after_sql, post.data, post.len);
+	if (pre_sql)
+		pgw_buf_put(pre_sql, pre.data, pre.len);
 	pgw_buf_free(&pre);
 	pgw_buf_free(&post);
+}
+
+/* ---------------------------------------------------------------- retries */
+
+static void quote_ident(struct pgw_buf *b, const char *id)
+{
+	pgw_buf_put_u8(b, '"');
+	for (; *id; id++) {
+		if (*id == '"')
+			pgw_buf_put_u8(b, '"');
+		pgw_buf_put_u8(b, (uint8_t)*id);
+	}
+	pgw_buf_put_u8(b, '"');
+}
+
+static void add_query_text(struct pgw_buf *b, const char *sql)
+{
+	size_t m = pgw_msg_begin(b, 'Q');
+	pgw_buf_put_str(b, sql);
+	pgw_msg_end(b, m);
+}
+
+/*
+ * Make a simple Query that got a lock_timeout retryable (DESIGN.md section 8): in
+ * autocommit it is resent as is (a multi-statement Query rolls back whole); inside a
+ * transaction block a savepoint taken just before it is rolled back to before each resend;
+ * a CREATE INDEX CONCURRENTLY that timed out leaves an INVALID index, dropped first.
+ * Never in a failed transaction, nor for a Query that controls transactions itself.
+ */
+static void setup_retry(struct session *s, const struct stmt_list *l, const uint8_t *msg,
+			size_t len, struct relay_inspection *out, const struct pgw_buf *pre_sql)
+{
+	char status = (char)s->relay.last_status;
+	if (status == 'E')
+		return;
+	const struct stmt_info *guarded = NULL;
+	for (int i = 0; i < l->n; i++) {
+		if (l->items[i].txctl != STMT_TX_NONE)
+			return;
+		if (!guarded && stmt_guarded(&l->items[i]))
+			guarded = &l->items[i];
+	}
+	if (!guarded)
+		return;
+	if (!out->x)
+		out->x = relay_extra_new();
+	struct relay_retry *rt = &out->x->retry;
+	for (int i = 0; i < l->n; i++) {
+		const struct stmt_info *st = &l->items[i];
+		if (!st->concurrently || strcmp(st->tag, "CREATE INDEX"))
+			continue;
+		const struct stmt_object *idx = NULL;
+		for (int k = 0; k < st->nobjects; k++)
+			if (st->objects[k].created && !strcmp(st->objects[k].kind, "index"))
+				idx = &st->objects[k];
+		if (!idx)
+			return;  /* an unnamed index: its INVALID leftover cannot be found by name */
+		/* The drop takes SHARE UPDATE EXCLUSIVE, which application DML does not conflict
+		 * with: it may wait for the blocker without a lock_timeout. Then the statement's
+		 * own timeout is set again for the resend. */
+		struct pgw_buf sql = { 0 };
+		add_query_text(&rt->prefix, "SELECT set_config('lock_timeout', '0', false)");
+		pgw_buf_put(&sql, "DROP INDEX CONCURRENTLY IF EXISTS ", 34);
+		if (idx->schema) {
+			quote_ident(&sql, idx->schema);
+			pgw_buf_put_u8(&sql, '.');
+		}
+		quote_ident(&sql, idx->name);
+		pgw_buf_put_u8(&sql, 0);
+		add_query_text(&rt->prefix, (const char *)sql.data);
+		pgw_buf_reset(&sql);
+		pgw_buf_put(&sql, pre_sql->data, pre_sql->len);
+		pgw_buf_put_u8(&sql, 0);
+		add_query_text(&rt->prefix, (const char *)sql.data);
+		rt->nprefix += 3;
+		pgw_buf_free(&sql);
+	}
+	if (status == 'T') {
+		add_query_text(&out->before, "SAVEPOINT ddlguard_retry");
+		out->before_types[out->nbefore++] = 'Q';
+		add_query_text(&rt->prefix, "ROLLBACK TO SAVEPOINT ddlguard_retry");
+		rt->nprefix++;
+		const char *rel = "; RELEASE SAVEPOINT ddlguard_retry";
+		if (out->after_sql.len)
+			pgw_buf_put(&out->after_sql, rel, strlen(rel));
+		else
+			pgw_buf_put(&out->after_sql, rel + 2, strlen(rel) - 2);
+	}
+	pgw_buf_put(&rt->message, msg, len);
+	rt->enabled = true;
+	snprintf(rt->what, sizeof(rt->what), "%s", guarded->tag);
+	for (int k = 0; k < guarded->nobjects; k++)
+		if (!guarded->objects[k].created && guarded->objects[k].lock != STMT_LOCK_NONE) {
+			const struct stmt_object *o = &guarded->objects[k];
+			snprintf(rt->relation, sizeof(rt->relation), "%s%s%s", o->schema ? o->schema : "",
+				 o->schema ? "." : "", o->name);
+			snprintf(rt->what, sizeof(rt->what), "%.40s %.255s", guarded->tag, rt->relation);
+			break;
+		}
+}
+
+static double mono_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+bool guard_retry(void *arg, struct relay_extra *x, const struct pgw_error_fields *f,
+		 struct evbuffer *client_out)
+{
+	struct session *s = arg;
+	struct relay_retry *rt = &x->retry;
+	/* 55P03 lock_not_available: our lock_timeout (or NOWAIT). A client's own cancel (57014)
+	 * is never retried. */
+	if (!f->sqlstate || strcmp(f->sqlstate, "55P03"))
+		return false;
+	double now = mono_now();
+	if (rt->attempt == 0)
+		rt->started = now;
+	rt->attempt++;
+	if (rt->attempt >= s->cfg->retry_attempts || now - rt->started >= s->cfg->retry_budget) {
+		slog_info(s, "retry: %s gave up after %d attempts (%.1f s)", rt->what, rt->attempt, now - rt->started);
+		return false;
+	}
+	/* Exponential backoff with full jitter in [base/2, base], capped. */
+	double base = 0.25 * (double)(1u << (rt->attempt < 8 ? rt->attempt : 8));
+	if (base > 10)
+		base = 10;
+	double delay = base / 2 + base / 2 * ((double)rand() / RAND_MAX);
+	if (now + delay - rt->started > s->cfg->retry_budget)
+		delay = s->cfg->retry_budget - (now - rt->started);
+	/* Name the blocker from the facts fetched before the statement, when there are any. */
+	char who[400] = "";
+	struct policy_facts pf;
+	if (rt->relation[0] && facts_lookup(s, rt->relation, &pf)) {
+		size_t n = 0;
+		for (int i = 0; i < pf.nholders && n < sizeof(who) - 1; i++) {
+			const struct policy_holder *h = &pf.holders[i];
+			if (!h->granted)
+				continue;
+			int w = snprintf(who + n, sizeof(who) - n, "%spid %d (%s, %s, in a transaction for %.0f s)",
+					 n ? "; " : "", h->pid, h->application_name[0] ? h->application_name : "no application_name",
+					 h->state, h->xact_age);
+			if (w < 0)
+				break;
+			n += (size_t)w;
+		}
+	}
+	if (!who[0])
+		snprintf(who, sizeof(who), "%s", s->cfg->monitor_user && *s->cfg->monitor_user ?
+			 "unknown (no session held a lock on it when the statement started)" :
+			 "unknown (set monitor_user to see who)");
+	char msg[900];
+	snprintf(msg, sizeof(msg), "ddlguard: %s could not get its lock within lock_timeout; retrying in %.0f ms "
+		 "(attempt %d of %d). Sessions holding locks on it: %s", rt->what, delay * 1000, rt->attempt + 1,
+		 s->cfg->retry_attempts, who);
+	struct pgw_buf b = { 0 };
+	pgw_build_error(&b, 'N', "NOTICE", "00000", msg, NULL, NULL);
+	evbuffer_add(client_out, b.data, b.len);
+	pgw_buf_free(&b);
+	slog_info(s, "retry: %s hit lock_timeout (attempt %d); retrying in %.0f ms; blocker: %s", rt->what,
+		  rt->attempt, delay * 1000, who);
+	session_retry_later(s, delay);
+	/* The next notice names whoever holds the lock then. */
+	if (rt->relation[0])
+		facts_refresh(s, rt->relation);
+	return true;
 }
 
 /* ---------------------------------------------------------------- inspection */
@@ -448,9 +620,13 @@ bool guard_inspect(void *arg, uint8_t type, const uint8_t *msg, size_t len,
 		   !(type == 'P' && s->relay.last_status == 'E')) {
 		/* In a failed transaction the statement fails anyway; an extended-protocol
 		 * SET of ours would fail first and hide the client's own error. */
-		build_timeouts(s, &v, type, out);
+		struct pgw_buf pre = { 0 };
+		build_timeouts(s, &v, type, out, &pre);
 		slog_debug(s, "decision: lock_timeout %d ms, statement_timeout %d ms",
 			   v.lock_timeout_ms, v.statement_timeout_ms);
+		if (type == 'Q' && v.lock_timeout_ms && s->cfg->retry_attempts > 1)
+			setup_retry(s, &l, msg, len, out, &pre);
+		pgw_buf_free(&pre);
 	}
 	verdict_free(&v);
 	stmt_list_free(&l);

@@ -24,6 +24,7 @@
 #include "proxy/relay.h"
 
 struct session;
+struct evbuffer;
 
 struct guard_state {
 	struct policy_tx_stmt *tx;   /* DDL forwarded in the current transaction (owned) */
@@ -41,6 +42,9 @@ bool guard_inspect(void *arg, uint8_t type, const uint8_t *msg, size_t len,
 		   struct relay_inspection *out);
 /* relay_ready_cb: transaction bookkeeping and on_commit. */
 void guard_ready(void *arg, uint8_t status, bool error, const char *last_tag);
+/* relay_retry_cb: retry a guarded Query that hit its lock_timeout, after a backoff. */
+bool guard_retry(void *arg, struct relay_extra *x, const struct pgw_error_fields *f,
+		 struct evbuffer *client_out);
 /* on_connect: false with a verdict to refuse the login. */
 bool guard_connect(struct session *s, struct verdict *v);
 void guard_free(struct guard_state *g);

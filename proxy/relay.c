@@ -33,6 +33,8 @@ void relay_extra_free(struct relay_extra *x)
 	pgw_buf_free(&x->notices);
 	pgw_buf_free(&x->error);
 	pgw_buf_free(&x->aborted);
+	pgw_buf_free(&x->retry.message);
+	pgw_buf_free(&x->retry.prefix);
 	free(x);
 }
 
@@ -75,6 +77,9 @@ void relay_free(struct relay *r)
 	r->q = NULL;
 	r->q_cap = 0;
 	pgw_buf_free(&r->pending_sql);
+	pgw_buf_free(&r->held_error);
+	relay_extra_free(r->retry_x);
+	r->retry_x = NULL;
 }
 
 void relay_push(struct relay *r, uint8_t type, enum relay_action action, struct relay_extra *x)
@@ -159,7 +164,7 @@ static void add_query(struct evbuffer *out, const char *sql, size_t n)
 /* Send our pending queries if the session is idle at a Sync boundary. */
 static void send_own_if_idle(struct relay *r)
 {
-	if ((!r->pending_sql.len && !(r->inject_due && r->inject_query)) ||
+	if ((!r->pending_sql.len && !(r->inject_due && r->inject_query)) || r->retry_waiting ||
 	    r->unsynced || r->skip_until_sync || r->copy_ignores_sync || !relay_idle(r) || !r->to_server)
 		return;
 	if (r->pending_sql.len) {
@@ -198,6 +203,38 @@ void relay_run_when_idle(struct relay *r, const char *sql, size_t len)
 		pgw_buf_put(&r->pending_sql, "; ", 2);
 	pgw_buf_put(&r->pending_sql, sql, len);
 	send_own_if_idle(r);
+}
+
+void relay_retry_resend(struct relay *r)
+{
+	struct relay_extra *x = r->retry_x;
+	if (!x)
+		return;
+	r->retry_x = NULL;
+	r->retry_waiting = false;
+	pgw_buf_reset(&r->held_error);
+	if (x->retry.prefix.len) {
+		evbuffer_add(r->to_server, x->retry.prefix.data, x->retry.prefix.len);
+		for (int i = 0; i < x->retry.nprefix; i++)
+			relay_push(r, 'Q', RELAY_SWALLOW, NULL);
+	}
+	evbuffer_add(r->to_server, x->retry.message.data, x->retry.message.len);
+	x->notices_sent = true;  /* the statement's warnings went with the first attempt */
+	relay_push(r, 'Q', RELAY_FORWARD, x);
+	r->wrote_to_server = true;
+}
+
+void relay_retry_give_up(struct relay *r, struct evbuffer *client_out)
+{
+	if (!r->retry_waiting)
+		return;
+	evbuffer_add(client_out, r->held_error.data, r->held_error.len);
+	if (r->held_error.len >= 6)
+		r->last_status = r->held_error.data[r->held_error.len - 1];
+	pgw_buf_reset(&r->held_error);
+	relay_extra_free(r->retry_x);
+	r->retry_x = NULL;
+	r->retry_waiting = false;
 }
 
 /* A whole Query or Parse is at the head of `in`: ask the session, then send. */
@@ -280,8 +317,8 @@ enum relay_result relay_client_data(struct relay *r, struct evbuffer *in, struct
 	size_t off = 0;             /* bytes of `in` ready to move as one run */
 	enum relay_result res = RELAY_OK;
 
-	if (r->inspect_wait)
-		return RELAY_OK;    /* held until the pending inspection can decide */
+	if (r->inspect_wait || r->retry_waiting)
+		return RELAY_OK;    /* held until the pending inspection or retry is over */
 	for (;;) {
 		if (r->c_left) {
 			size_t take = avail - off < r->c_left ? avail - off : r->c_left;
@@ -529,6 +566,35 @@ enum relay_result relay_server_data(struct relay *r, struct evbuffer *in, struct
 				FLUSH_RUN();
 				evbuffer_add(out, hd->x->notices.data, hd->x->notices.len);
 			}
+		}
+		if (hdr[0] == 'E' && hd && hd->x && hd->x->retry.enabled && r->on_retry &&
+		    action != RELAY_SWALLOW && r->q_len == 1 && r->c_left == 0) {
+			if (avail - off < (size_t)len + 1)
+				break;  /* decide on a whole message */
+			FLUSH_RUN();
+			const uint8_t *m = evbuffer_pullup(in, len + 1);
+			struct pgw_error_fields f;
+			if (pgw_parse_error(m + PGW_HDR_LEN, len + 1 - PGW_HDR_LEN, &f) == PGW_OK &&
+			    r->on_retry(r->retry_arg, hd->x, &f, out)) {
+				/* Keep the error (and, below, its ReadyForQuery) in case retrying stops. */
+				pgw_buf_reset(&r->held_error);
+				pgw_buf_put(&r->held_error, m, len + 1);
+				evbuffer_drain(in, len + 1);
+				avail -= len + 1;
+				r->retry_capture = true;
+				hd->action = RELAY_SWALLOW;
+				continue;
+			}
+		}
+		if (hdr[0] == 'Z' && r->retry_capture && hd && hd->action == RELAY_SWALLOW) {
+			/* The failed attempt's ReadyForQuery: keep it, and the request's extra. */
+			uint8_t z[6];
+			peek(in, off, z, 6);
+			pgw_buf_put(&r->held_error, z, 6);
+			r->retry_capture = false;
+			r->retry_waiting = true;
+			r->retry_x = hd->x;
+			hd->x = NULL;
 		}
 		if (action == RELAY_REWRITE && hdr[0] == 'E') {
 			if (avail - off < (size_t)len + 1)

@@ -37,8 +37,21 @@ enum relay_action {
 	RELAY_REWRITE,      /* forward, but replace this entry's ErrorResponse */
 };
 
+/* How to resend a guarded simple Query that failed on a lock timeout. */
+struct relay_retry {
+	bool enabled;
+	struct pgw_buf message;     /* the Query as sent */
+	struct pgw_buf prefix;      /* simple Queries to send before each resend (swallowed) */
+	int nprefix;
+	int attempt;                /* attempts made so far */
+	double started;             /* monotonic seconds of the first attempt */
+	char what[320];             /* "ALTER TABLE app.users", for notices */
+	char relation[256];         /* the relation waited for, for blocker lookups */
+};
+
 /* Extra work attached to one request (rare: only guarded statements carry it). */
 struct relay_extra {
+	struct relay_retry retry;
 	struct pgw_buf notices;     /* NoticeResponses sent just before the first response */
 	bool notices_sent;
 	struct pgw_buf error;       /* RELAY_REWRITE: the 'E' to send instead of the server's */
@@ -74,6 +87,13 @@ struct relay_inspection {
  * the flag. */
 typedef bool (*relay_inspect_cb)(void *arg, uint8_t type, const uint8_t *msg, size_t len,
 				 struct relay_inspection *out);
+/*
+ * A retryable request failed with error f. Return true to retry it (the relay swallows the
+ * error and its ReadyForQuery and waits for relay_retry_resend or relay_retry_give_up; the
+ * callback may append notices to `client_out`, which is at a message boundary).
+ */
+typedef bool (*relay_retry_cb)(void *arg, struct relay_extra *x, const struct pgw_error_fields *f,
+			       struct evbuffer *client_out);
 /* Called for every ReadyForQuery forwarded to the client. */
 typedef void (*relay_ready_cb)(void *arg, uint8_t status, bool error, const char *last_tag);
 
@@ -117,6 +137,12 @@ struct relay {
 	bool inspect_wait;          /* the inspection is waiting: client input is held */
 	relay_ready_cb on_ready;
 	void *ready_arg;
+	relay_retry_cb on_retry;    /* NULL: never retry */
+	void *retry_arg;
+	bool retry_capture;         /* swallowing a failed attempt's responses */
+	bool retry_waiting;         /* an attempt failed; waiting to resend (client input held) */
+	struct relay_extra *retry_x;   /* the failed request's extra, kept for the resend */
+	struct pgw_buf held_error;  /* its ErrorResponse and ReadyForQuery, if retrying stops */
 	bool seg_error;             /* an ErrorResponse since the last ReadyForQuery */
 	char last_tag[24];          /* the last CommandComplete tag (truncated) */
 
@@ -137,6 +163,11 @@ enum relay_result relay_server_data(struct relay *r, struct evbuffer *in, struct
 /* Queue SQL of ddlguard's own to run when idle at a Sync boundary (maybe at once). The
  * text must not end in a -- comment: pending texts are joined with "; ". */
 void relay_run_when_idle(struct relay *r, const char *sql, size_t len);
+
+/* Resend the request that failed (to_server), with its prefix. */
+void relay_retry_resend(struct relay *r);
+/* Stop retrying: give the client the last failure (its error and ReadyForQuery). */
+void relay_retry_give_up(struct relay *r, struct evbuffer *client_out);
 
 /* Push a FIFO entry for a message ddlguard itself sent. Takes ownership of `x`. */
 void relay_push(struct relay *r, uint8_t type, enum relay_action action, struct relay_extra *x);

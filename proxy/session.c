@@ -139,9 +139,47 @@ void session_facts_ready(struct session *s)
 		event_active(s->resume_ev, 0, 0);
 }
 
+static void retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	if (s->state != SS_READY || !s->relay.retry_waiting)
+		return;
+	relay_retry_resend(&s->relay);
+	s->relay.wrote_to_server = false;
+	if (io_flush(&s->server) == IO_ERROR)
+		session_close(s, s->server.errmsg);
+}
+
+void session_retry_later(struct session *s, double seconds)
+{
+	if (!s->retry_ev)
+		s->retry_ev = evtimer_new(s->srv->base, retry_cb, s);
+	if (!s->retry_ev)
+		return;
+	if (seconds < 0)
+		seconds = 0;
+	struct timeval tv = { (time_t)seconds, (suseconds_t)((seconds - (time_t)seconds) * 1e6) };
+	evtimer_add(s->retry_ev, &tv);
+}
+
+/* A client's cancel while ddlguard waits to retry: stop, and give it the last failure. */
+static void stop_retrying(struct session *t)
+{
+	if (t->retry_ev)
+		event_del(t->retry_ev);
+	relay_retry_give_up(&t->relay, t->client.out);
+	if (io_flush(&t->client) == IO_ERROR)
+		session_close(t, t->client.errmsg);
+	else if (t->state == SS_READY) {
+		io_set_reading(&t->client, true);
+		if (evbuffer_get_length(t->client.in))
+			process_client(t);
+	}
+}
+
 bool session_busy(const struct session *s)
 {
-	return s->state == SS_READY && !relay_idle(&s->relay);
+	return s->state == SS_READY && (!relay_idle(&s->relay) || s->relay.retry_waiting);
 }
 
 static void free_cb(evutil_socket_t fd, short what, void *arg)
@@ -168,6 +206,8 @@ static void free_cb(evutil_socket_t fd, short what, void *arg)
 		free(s->password);
 	}
 	facts_forget_session(s);
+	if (s->retry_ev)
+		event_free(s->retry_ev);
 	if (s->resume_ev)
 		event_free(s->resume_ev);
 	if (s->timer)
@@ -464,6 +504,12 @@ static void handle_cancel(struct session *s, const uint8_t *pkt, size_t len)
 		/* Nothing runs: forwarding now could cancel the client's *next* query. */
 		slog_debug(t, "cancel request ignored: session is idle");
 		session_close(s, "cancel request for an idle session");
+		return;
+	}
+	if (t->relay.retry_waiting) {
+		slog_info(t, "cancel request while waiting to retry: retries stopped");
+		stop_retrying(t);
+		session_close(s, "cancel request ended the retries");
 		return;
 	}
 	slog_info(t, "forwarding cancel request");
@@ -816,6 +862,8 @@ static void auth_message(struct session *s, uint8_t t, const uint8_t *msg, size_
 			s->relay.inspect_max = s->cfg->max_query_size;
 			s->relay.on_ready = guard_ready;
 			s->relay.ready_arg = s;
+			s->relay.on_retry = guard_retry;
+			s->relay.retry_arg = s;
 		}
 		set_timer(s, 0);
 		char d[96];

@@ -65,6 +65,7 @@ struct session {
 	struct event *free_ev;
 	struct event *resume_ev;     /* facts arrived: inspect the held message again */
 	bool facts_fetched;          /* ... and use what was fetched, without fetching again */
+	struct event *retry_ev;      /* backoff before resending a statement that hit lock_timeout */
 
 	uint32_t key_pid;            /* the BackendKeyData ddlguard gave the client */
 	uint8_t key_secret[256];
@@ -94,6 +95,8 @@ void session_fatal(struct session *s, const char *sqlstate, const char *fmt, ...
 	__attribute__((format(printf, 3, 4)));
 /* Facts for the held statement are cached now: resume (deferred, never re-entrant). */
 void session_facts_ready(struct session *s);
+/* Resend the failed statement after `seconds` (guard_retry). */
+void session_retry_later(struct session *s, double seconds);
 /* Is the server working on a request of this session (cancel makes sense)? */
 bool session_busy(const struct session *s);
 
