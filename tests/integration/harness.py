@@ -22,7 +22,6 @@ import atexit
 import hashlib
 import os
 import pwd
-import re
 import shutil
 import signal
 import socket
@@ -439,13 +438,15 @@ class Proxy:
 
     _serial = 0
 
-    def __init__(self, name, settings=None, databases=None, argv=None, env=None):
+    def __init__(self, name, settings=None, databases=None, argv=None, env=None, port=None,
+                 preexec_fn=None):
         Proxy._serial += 1
         self.name = f'{name}-{Proxy._serial}'
         self.pg = cluster()
         self.dir = subdir('proxy')
         self.host = '127.0.0.1'
-        self.port = free_port()
+        self.port = port or free_port()
+        self.preexec_fn = preexec_fn
         self.proc = None
         self.stderr_path = os.path.join(self.dir, self.name + '.log')
         self.config_path = os.path.join(self.dir, self.name + '.ini')
@@ -498,7 +499,8 @@ class Proxy:
         self.exit_status = None
         with open(self.stderr_path, 'ab') as log:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                         env=self.env(), start_new_session=True)
+                                         env=self.env(), start_new_session=True,
+                                         preexec_fn=self.preexec_fn)
         _live_proxies.add(self)
         deadline = time.monotonic() + timeout
         while not port_open(self.host, self.port):

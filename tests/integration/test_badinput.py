@@ -3,9 +3,9 @@ would do, a plain close), and afterwards the proxy must still serve a normal cli
 tearDown)."""
 
 import os
+import resource
 import socket
 import struct
-import threading
 import time
 
 import psycopg2
@@ -248,6 +248,21 @@ class TestMalformedPackets(BadInputTestCase):
         stalled.send(msg[9:])                        # the stalled client finishes its message
         self.assertEqual([m.kind for m in stalled.recv_ready()], [b'T', b'D', b'C', b'Z'])
 
+    @proxy_only
+    def test_client_stalled_in_tls_handshake_does_not_block_others(self):
+        stalled = self.raw()
+        stalled.send(wire.ssl_request())
+        self.assertEqual(stalled.recv_byte(), b'S')
+        stalled.send(b'\x16\x03\x01\x02\x00\x01')     # the start of a ClientHello, then nothing
+        for sslmode in ('require', 'disable'):
+            c = psycopg2.connect(self.conninfo(sslmode=sslmode, connect_timeout=5))
+            try:
+                t0 = time.monotonic()
+                self.assertEqual(self.scalar(c, 'SELECT 1'), 1)
+                self.assertLess(time.monotonic() - t0, 2)
+            finally:
+                c.close()
+
     def test_disconnect_mid_copy_in(self):
         table = f'badcopy_{os.getpid()}'
         self.pg.query(f'CREATE TABLE {table} (id int, v text); GRANT ALL ON {table} TO PUBLIC')
@@ -361,7 +376,20 @@ class TestMaxPacketSize(BadInputTestCase):
 
 @proxy_only
 class TestLoginTimeout(BadInputTestCase):
-    settings = {'client_login_timeout': '2'}
+    settings = {
+        'client_login_timeout': '2',
+        'client_tls_sslmode': 'allow',
+        'client_tls_cert_file': '{proxy_cert}',
+        'client_tls_key_file': '{proxy_key}',
+    }
+
+    def test_client_stuck_in_tls_handshake_is_disconnected(self):
+        c = self.raw(timeout=15)
+        c.send(wire.ssl_request())
+        self.assertEqual(c.recv_byte(), b'S')
+        t0 = time.monotonic()
+        self.assertTrue(c.wait_closed(12), 'a client stuck before its ClientHello was never dropped')
+        self.assertGreater(time.monotonic() - t0, 1.0)
 
     def test_silent_client_is_disconnected(self):
         c = self.raw(timeout=15)
@@ -382,3 +410,46 @@ class TestLoginTimeout(BadInputTestCase):
         c = self.logged_in()
         time.sleep(3)
         self.assertEqual(c.rows('SELECT 1'), [['1']])
+
+
+@proxy_only
+class TestFdExhaustion(BadInputTestCase):
+    class_proxy = False
+
+    def test_out_of_file_descriptors(self):
+        """With RLIMIT_NOFILE at 64, 100 clients: ddlguard must neither crash nor spin on
+        accept(), and must serve again once they are gone."""
+        def low_fd_limit():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+        p = self.start_proxy(preexec_fn=low_fd_limit)
+        self.proxy_for_teardown = p
+        socks = []
+        try:
+            for _ in range(100):
+                s = socket.socket()
+                s.settimeout(5)
+                try:
+                    s.connect((p.host, p.port))
+                    s.send(struct.pack('!i', 60))            # and a partial startup
+                except OSError:
+                    pass
+                socks.append(s)
+            time.sleep(1)
+            cpu0 = self.cpu_seconds(p.pid)
+            time.sleep(3)
+            busy = (self.cpu_seconds(p.pid) - cpu0) / 3
+            self.assertLess(busy, 0.5, f'ddlguard used {busy:.0%} of a core while out of fds')
+            self.assertTrue(p.alive(), 'ddlguard died when it ran out of file descriptors')
+        finally:
+            for s in socks:
+                s.close()
+        wait_for(lambda: p.fd_count() < 30, 20, what='ddlguard to release its descriptors')
+
+    @staticmethod
+    def cpu_seconds(pid):
+        with open(f'/proc/{pid}/stat') as f:
+            fields = f.read().rsplit(')', 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+    def assertProxyServes(self, proxy=None):
+        super().assertProxyServes(proxy or self.proxy_for_teardown)

@@ -2,7 +2,6 @@
 signals (SIGTERM, SIGINT, SIGHUP)."""
 
 import os
-import re
 import signal
 import subprocess
 import threading
@@ -123,13 +122,20 @@ class TestCommandLine(CliTestCase):
             'appdb = host=127.0.0.1 port={pg_port} dbname=appdb environment=staging '
             'server_tls_sslmode=require\n'
             '* = host=127.0.0.1 port={pg_port}\n')
-        p = self.start_proxy(argv=['-c', path])
-        p.port = port
-        wait_for(lambda: port_open('127.0.0.1', port), 10, what='ddlguard to listen')
+        p = self.start_proxy(argv=['-c', path], port=port)
         c = self.connect(proxy=p)
         self.assertIs(self.scalar(c, 'SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()'), True)
         c2 = self.connect(proxy=p, db='appdb2')
         self.assertEqual(self.scalar(c2, 'SELECT current_database()'), 'appdb2')
+
+    def test_logfile(self):
+        log = os.path.join(subdir('proxy'), f'{self._testMethodName}.out.log')
+        p = self.start_proxy({'logfile': log})
+        self.assertProxyServes(p)
+        time.sleep(0.5)
+        self.assertTrue(os.path.exists(log), 'logfile not created')
+        with open(log) as f:
+            self.assertIn('trust_user', f.read(), 'the session is not in the logfile')
 
     def test_listen_port_in_use(self):
         p1 = self.start_proxy()

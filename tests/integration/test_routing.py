@@ -3,6 +3,7 @@ max_client_conn, and the unix socket."""
 
 import os
 import socket
+import struct
 import threading
 import time
 
@@ -14,41 +15,89 @@ from harness import ProxyTestCase, APPDB, UNICODE_DB, free_port, proxy_only, sub
 DEAD_PORT = free_port()      # nothing listens here
 
 
-class BlackHole:
-    """A TCP server that accepts connections and never says anything."""
+class FakeServer:
+    """A TCP server on a free loopback port; each connection is handled by `behaviour(sock)`
+    in its own thread."""
 
-    def __init__(self):
+    def __init__(self, behaviour):
+        self.behaviour = behaviour
         self.sock = socket.socket()
         self.sock.bind(('127.0.0.1', 0))
         self.sock.listen(64)
         self.port = self.sock.getsockname()[1]
         self.conns = []
-        self.stopped = False
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
-        while not self.stopped:
+        while True:
             try:
                 c, _ = self.sock.accept()
-                self.conns.append(c)
             except OSError:
                 return
+            self.conns.append(c)
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        try:
+            self.behaviour(c)
+        except OSError:
+            pass
 
     def close(self):
-        self.stopped = True
         self.sock.close()
         for c in self.conns:
             c.close()
 
 
-BLACK_HOLE = None
+def read_packet(c):
+    """Reads one untyped packet (SSLRequest or StartupMessage); returns its code."""
+    head = c.recv(8, socket.MSG_WAITALL)
+    length, code = struct.unpack('!ii', head)
+    if length > 8:
+        c.recv(length - 8, socket.MSG_WAITALL)
+    return code
 
 
-def black_hole_port():
-    global BLACK_HOLE
-    if BLACK_HOLE is None:
-        BLACK_HOLE = BlackHole()
-    return BLACK_HOLE.port
+def read_startup(c, ssl_answer=b'N'):
+    code = read_packet(c)
+    while code in (wire.SSL_REQUEST, wire.GSSENC_REQUEST):
+        c.sendall(ssl_answer if code == wire.SSL_REQUEST else b'N')
+        code = read_packet(c)
+    return code
+
+
+def silent(c):
+    time.sleep(60)
+
+
+def ssl_yes_then_stall(c):
+    read_packet(c)
+    c.sendall(b'S')
+    time.sleep(60)
+
+
+def garbage_reply(c):
+    read_startup(c)
+    c.sendall(b'\xff' * 64)
+    time.sleep(5)
+
+
+def huge_length_reply(c):
+    read_startup(c)
+    c.sendall(b'R' + struct.pack('!i', 0x7ffffff0) + b'\0' * 16)
+    time.sleep(10)
+
+
+def close_at_once(c):
+    read_startup(c)
+    c.close()
+
+
+def own_fatal(c):
+    read_startup(c)
+    body = b'SFATAL\0VFATAL\0C53300\0Msorry, too many clients already\0\0'
+    c.sendall(wire.msg(b'E', body))
+    c.close()
 
 
 @proxy_only
@@ -59,8 +108,21 @@ class TestRoutes(ProxyTestCase):
         'renamed': 'host={pg_host} port={pg_port} dbname=appdb2',
         'viasocket': 'host={pg_socket_dir} port={pg_port} dbname=appdb',
         'down': f'host=127.0.0.1 port={DEAD_PORT} dbname=appdb',
-        'silent': 'host=127.0.0.1 port=%d dbname=appdb' % black_hole_port(),
     }
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.silent_server = FakeServer(silent)
+        cls.databases = dict(cls.databases,
+                             silent=f'host=127.0.0.1 port={cls.silent_server.port} dbname=appdb')
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            cls.silent_server.close()
 
     def login_error(self, db, user='trust_user'):
         with wire.Conn(self.proxy.host, self.proxy.port, timeout=20) as c:
@@ -102,6 +164,19 @@ class TestRoutes(ProxyTestCase):
         e = self.login_error('silent')
         self.assertTrue(e.sqlstate.startswith('08'), e.fields)
         self.assertLess(time.monotonic() - t0, 10, 'server_connect_timeout=2 not applied')
+
+    def test_others_served_while_an_upstream_is_silent(self):
+        errors = []
+        t = threading.Thread(target=lambda: errors.append(self.login_error('silent')))
+        t.start()
+        time.sleep(0.2)
+        c = self.connect(db='appdb')
+        for i in range(10):
+            t0 = time.monotonic()
+            self.assertEqual(self.scalar(c, 'SELECT %s', (i,)), i)
+            self.assertLess(time.monotonic() - t0, 1.5)
+        t.join(15)
+        self.assertEqual(len(errors), 1, 'the client of the silent upstream got no error')
 
     def test_good_route_unaffected_by_bad_ones(self):
         c = self.connect(db='appdb')
@@ -214,3 +289,81 @@ class TestUpstreamRestart(ProxyTestCase):
         self.assertProxyServes()
         c2 = self.connect('scram')
         self.assertEqual(self.scalar(c2, 'SELECT current_user'), 'scram_user')
+
+
+@proxy_only
+class TestMisbehavingUpstream(ProxyTestCase):
+    """Upstreams that are not PostgreSQL, or break mid-login: the client gets a FATAL error
+    in bounded time, other clients are not held up, and ddlguard survives."""
+    settings = {'server_connect_timeout': '2', 'server_tls_sslmode': 'prefer'}
+    BEHAVIOURS = {
+        'ssl_stall': ssl_yes_then_stall,
+        'garbage': garbage_reply,
+        'huge': huge_length_reply,
+        'closes': close_at_once,
+        'fatal': own_fatal,
+    }
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.fakes = {name: FakeServer(fn) for name, fn in cls.BEHAVIOURS.items()}
+        cls.databases = {name: f'host=127.0.0.1 port={f.port} dbname=x'
+                         for name, f in cls.fakes.items()}
+        cls.databases['ssl_stall'] += ' server_tls_sslmode=require'
+        cls.databases['appdb'] = 'host={pg_host} port={pg_port} dbname=appdb'
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            for f in cls.fakes.values():
+                f.close()
+
+    def login_fails(self, db):
+        t0 = time.monotonic()
+        with wire.Conn(self.proxy.host, self.proxy.port, timeout=20) as c:
+            try:
+                c.login('trust_user', db)
+                self.fail(f'logged in through a fake upstream ({db})')
+            except wire.LoginError as e:
+                f = e.fields
+            self.assertTrue(c.wait_closed(5))
+        self.assertLess(time.monotonic() - t0, 10, 'no answer within server_connect_timeout')
+        self.assertEqual(f.get('S'), 'FATAL', f)
+        return f
+
+    def test_upstream_stalls_in_tls_handshake(self):
+        done = []
+        t = threading.Thread(target=lambda: done.append(self.login_fails('ssl_stall')))
+        t.start()
+        time.sleep(0.3)
+        c = self.connect(db='appdb')           # not held up by the stalled handshake
+        t0 = time.monotonic()
+        self.assertEqual(self.scalar(c, 'SELECT 1'), 1)
+        self.assertLess(time.monotonic() - t0, 1.5)
+        t.join(20)
+        self.assertTrue(done)
+        self.assertTrue(done[0]['C'].startswith('08'), done[0])
+
+    def test_upstream_sends_garbage(self):
+        f = self.login_fails('garbage')
+        self.assertTrue(f['C'].startswith('08'), f)
+
+    def test_upstream_sends_huge_length(self):
+        f = self.login_fails('huge')
+        self.assertTrue(f['C'].startswith('08'), f)
+        self.assertLess(self.proxy.rss_kb(), 1024 * 1024, 'ddlguard allocated for the bogus length')
+
+    def test_upstream_closes_at_once(self):
+        f = self.login_fails('closes')
+        self.assertTrue(f['C'].startswith('08'), f)
+
+    def test_upstream_fatal_is_forwarded(self):
+        f = self.login_fails('fatal')
+        self.assertEqual((f['C'], f['M']), ('53300', 'sorry, too many clients already'))
+
+    def tearDown(self):
+        super().tearDown()
+        self.assertProxyServes()

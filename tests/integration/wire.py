@@ -177,7 +177,7 @@ class Conn:
         while len(self.buf) < n:
             try:
                 chunk = self.sock.recv(max(65536, n - len(self.buf)))
-            except ConnectionResetError:
+            except (ConnectionResetError, ssl.SSLEOFError, ssl.SSLZeroReturnError):
                 chunk = b''
             if not chunk:
                 raise Closed(f'connection closed (had {len(self.buf)} of {n} bytes)')
@@ -222,7 +222,7 @@ class Conn:
             while time.monotonic() < deadline:
                 if not self.sock.recv(65536):
                     return True
-        except (ConnectionResetError, BrokenPipeError):
+        except (ConnectionResetError, BrokenPipeError, ssl.SSLEOFError, ssl.SSLZeroReturnError):
             return True
         except socket.timeout:
             return False
