@@ -47,7 +47,9 @@ local function level_of(rule, env)
 end
 
 local function make_ctx(session)
-  local ctx = { small_table_rows = LIBRARY.small_table_rows, session = session }
+  local ctx = { small_table_rows = LIBRARY.small_table_rows, session = session,
+                lock_timeout = LIBRARY.lock_timeout or "2s",
+                statement_timeout = LIBRARY.statement_timeout or "30min" }
   ctx.in_transaction = session.tx_status ~= "idle"
   function ctx.new(o)
     return o.created or created_in_session(session, o)

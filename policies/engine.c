@@ -448,6 +448,10 @@ static bool load_library(struct policy_engine *e, const struct policy_options *o
 	lua_setfield(L, -2, "levels");
 	lua_pushinteger(L, o->small_table_rows > 0 ? o->small_table_rows : 10000);
 	lua_setfield(L, -2, "small_table_rows");
+	lua_pushstring(L, o->lock_timeout ? o->lock_timeout : "2s");
+	lua_setfield(L, -2, "lock_timeout");
+	lua_pushstring(L, o->statement_timeout ? o->statement_timeout : "30min");
+	lua_setfield(L, -2, "statement_timeout");
 	lua_setfield(L, env, "LIBRARY");
 	snprintf(path, sizeof(path), "%s/library.lua", o->library_dir);
 	if (!run_file(e, path, 0, err, errlen))

@@ -35,6 +35,8 @@ struct policy_options {
 	const char *profile;        /* "none", "default" or "strict" */
 	const char *rule_levels;    /* "[env/]rule-id:deny|warn|off, …" */
 	long small_table_rows;
+	const char *lock_timeout;       /* the library's lock_timeout, e.g. "2s" */
+	const char *statement_timeout;  /* ... and statement_timeout */
 };
 
 /* A DDL statement already run in the session's current transaction. */

@@ -245,8 +245,8 @@ static void check_text(struct policy_engine *e, const char *file, const char *sq
 			char m[160];
 			snprintf(m, sizeof(m), "runs with lock_timeout %d ms, statement_timeout %d ms through the proxy",
 				 v.lock_timeout_ms, v.statement_timeout_ms);
-			if (r->fmt == FMT_TEXT)
-				emit(r, file, st->line, st->column, "info", "set", m, NULL, st->tag);
+			if (r->fmt != FMT_GITHUB)
+				emit(r, file, st->line, st->column, r->fmt == FMT_TEXT ? "info" : "set", "set", m, NULL, st->tag);
 		}
 		verdict_free(&v);
 		/* Through the proxy a denied statement fails and nothing after it runs in the
@@ -418,6 +418,8 @@ int check_main(int argc, char **argv)
 		o.budget = cfg->policy_budget;
 		o.mem_limit = (size_t)cfg->policy_memory_mb << 20;
 		o.small_table_rows = cfg->small_table_rows;
+		o.lock_timeout = cfg->lock_timeout;
+		o.statement_timeout = cfg->statement_timeout;
 		if (strcmp(cfg->rules, "off")) {
 			o.profile = cfg->rules;
 			o.rule_levels = cfg->rule_levels;

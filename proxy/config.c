@@ -56,6 +56,8 @@ struct config *config_new(void)
 	c->policy_memory_mb = 64;
 	c->max_query_size = 64u << 20;
 	c->rules = xstrdup("off");
+	c->lock_timeout = xstrdup("2s");
+	c->statement_timeout = xstrdup("30min");
 	c->small_table_rows = 10000;
 	c->facts_cache_seconds = 5;
 	c->retry_attempts = 8;
@@ -105,6 +107,8 @@ void config_unref(struct config *c)
 	free(c->debug_inject_query);
 	free(c->monitor_user);
 	free(c->rules);
+	free(c->lock_timeout);
+	free(c->statement_timeout);
 	free(c->rule_levels);
 	free(c->lua_scripts_dir);
 	if (c->monitor_password) {
@@ -226,6 +230,12 @@ bool config_set(struct config *c, const char *key, const char *v, char *err, siz
 		if (strcmp(v, "off") && strcmp(v, "none") && strcmp(v, "default") && strcmp(v, "strict"))
 			return errf(err, errlen, "invalid rules \"%s\" (off, none, default or strict)%s", v, "");
 		set_str(&c->rules, v);
+		return true;
+	}
+	if (!strcmp(key, "lock_timeout") || !strcmp(key, "statement_timeout")) {
+		if (policy_parse_duration(v) <= 0)
+			return errf(err, errlen, "invalid %s \"%s\" (e.g. 2s, 500ms, 30min)", key, v);
+		set_str(!strcmp(key, "lock_timeout") ? &c->lock_timeout : &c->statement_timeout, v);
 		return true;
 	}
 	if (!strcmp(key, "small_table_rows")) {
@@ -667,6 +677,8 @@ bool config_load_policies(struct config *c, char *err, size_t errlen)
 		.profile = library ? c->rules : NULL,
 		.rule_levels = c->rule_levels,
 		.small_table_rows = c->small_table_rows,
+		.lock_timeout = c->lock_timeout,
+		.statement_timeout = c->statement_timeout,
 	};
 	char e[600];
 	c->policy = policy_engine_load(&o, e, sizeof(e));

@@ -73,6 +73,8 @@ struct config {
 	char *rules;                /* rule library profile: off, none, default, strict */
 	char *rule_levels;          /* "[env/]id:level, …" */
 	long small_table_rows;
+	char *lock_timeout;         /* the library's lock_timeout / statement_timeout */
+	char *statement_timeout;
 	char *lua_scripts_dir;      /* NULL: the installed library (or the source tree's) */
 	int retry_attempts;         /* lock-timeout retries: attempts in all (1 = none) */
 	int retry_budget;           /* ... and seconds from the first attempt */

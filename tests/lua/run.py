@@ -7,6 +7,7 @@ Case file format:
     -- case: deny            the rule must deny this migration (a statement of it)
     -- case: warn            ... must warn (run with the rule at level warn)
     -- case: pass            the rule must say nothing
+    -- case: set             the rule must tighten a timeout (decision "set")
     -- case: deny env=production   the session's environment for this case
 Ends with 'lua: N passed, N failed'; exit status 0 only when nothing failed.
 Usage: run.py [DDLGUARD_BINARY] [-k SUBSTRING]"""
@@ -26,7 +27,7 @@ def cases(path):
     out, cur = [], None
     with open(path) as f:
         for line in f:
-            m = re.match(r'--\s*case:\s*(deny|warn|pass)\b(.*)$', line.strip())
+            m = re.match(r'--\s*case:\s*(deny|warn|pass|set)\b(.*)$', line.strip())
             if m:
                 env = re.search(r'env=(\S+)', m.group(2))
                 cur = {'expect': m.group(1), 'env': env.group(1) if env else 'default', 'sql': ''}
@@ -73,8 +74,12 @@ def main():
             mine = [f for f in findings or [] if f['rule'] == rule]
             if findings is None or p.returncode == 2:
                 ok, why = False, f'ddlguard check failed (exit {p.returncode}): {p.stderr.strip()[:300]}'
+            elif c['expect'] == 'set':
+                sets = [f for f in findings if f['decision'] == 'set']
+                ok, why = bool(sets), f'expected a timeout, got {findings}'
             elif c['expect'] == 'pass':
-                ok, why = not mine, f'flagged: {mine[0]["message"] if mine else ""}'
+                sets = [f for f in findings if f['decision'] == 'set']
+                ok, why = not mine and not sets, f'flagged: {(mine or sets)[0]["message"] if (mine or sets) else ""}'
             else:
                 ok = any(f['decision'] == c['expect'] for f in mine)
                 why = f'expected {c["expect"]}, got {[(f["decision"], f["message"]) for f in findings]}'

@@ -1,0 +1,38 @@
+-- Catalog #14. ADD CHECK without NOT VALID checks every row while it blocks the table; so does
+-- a CHECK written inline in ADD COLUMN, which cannot be NOT VALID.
+return {
+  id = "add-check-without-not-valid",
+  severity = "P0", class = "REWRITE",
+  summary = "ADD CHECK without NOT VALID scans the whole table while it blocks reads and writes",
+  why = "ALTER TABLE … ADD CHECK takes ACCESS EXCLUSIVE and reads every row to validate the new "
+     .. "constraint: no reads or writes until the scan ends. An inline CHECK in ADD COLUMN does the "
+     .. "same and cannot be NOT VALID.",
+  instead = "ADD CONSTRAINT c CHECK (…) NOT VALID (instant; checks new rows only); then, in a later "
+     .. "transaction, VALIDATE CONSTRAINT c, which takes SHARE UPDATE EXCLUSIVE: reads and writes go on.",
+  default = "deny", strict = "deny",
+  override = true,
+  check = function(stmt, session, ctx)
+    if stmt.tag ~= "ALTER TABLE" then return nil end
+    local t = stmt.objects[1]
+    -- A table created in this session is empty; a small one is checked in no time.
+    if ctx.new(t) or ctx.small(t) then return nil end
+    for _, c in ipairs(stmt.subcommands) do
+      if c.name == "ADD CONSTRAINT CHECK" and not c.not_valid then
+        return "ADD CONSTRAINT " .. (c.column and (c.column .. " ") or "") .. "CHECK on " .. qualified(t)
+               .. " without NOT VALID scans the whole table while it blocks reads and writes"
+               .. ctx.lock_note(t)
+      end
+    end
+    for _, cmd in ipairs(stmt.tree.cmds) do
+      local col = cmd.subtype == "AT_AddColumn" and cmd.def
+      for _, c in ipairs(col and col.constraints or {}) do
+        if c.contype == "CONSTR_CHECK" then
+          return { message = "ADD COLUMN " .. qualified(t) .. "." .. col.colname .. " with an inline CHECK "
+                             .. "scans the whole table while it blocks reads and writes" .. ctx.lock_note(t),
+                   hint = "Add the column without the CHECK, then ADD CONSTRAINT … CHECK (…) NOT VALID, "
+                          .. "then VALIDATE CONSTRAINT in a later transaction." }
+        end
+      end
+    end
+  end,
+}

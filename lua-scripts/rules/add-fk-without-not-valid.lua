@@ -1,0 +1,41 @@
+-- Catalog #15. ADD FOREIGN KEY without NOT VALID validates every row while it blocks writes to
+-- both tables; an inline REFERENCES in ADD COLUMN cannot be NOT VALID.
+return {
+  id = "add-fk-without-not-valid",
+  severity = "P0", class = "LOCK",
+  summary = "ADD FOREIGN KEY without NOT VALID blocks writes to both tables while it scans",
+  why = "Adding a foreign key takes SHARE ROW EXCLUSIVE on the table and on the table it references, "
+     .. "then reads every row to check it: INSERT, UPDATE and DELETE on both tables wait until the "
+     .. "scan ends. An inline REFERENCES in ADD COLUMN does the same and cannot be NOT VALID.",
+  instead = "ADD CONSTRAINT fk FOREIGN KEY (…) REFERENCES … NOT VALID (instant; checks new rows "
+     .. "only); then, in a later transaction, VALIDATE CONSTRAINT fk (SHARE UPDATE EXCLUSIVE on the "
+     .. "table, ROW SHARE on the referenced one: writes go on).",
+  default = "deny", strict = "deny",
+  override = true,
+  check = function(stmt, session, ctx)
+    if stmt.tag ~= "ALTER TABLE" then return nil end
+    local t = stmt.objects[1]
+    -- A table created in this session is empty: the check is instant, the locks brief.
+    if ctx.new(t) or ctx.small(t) then return nil end
+    for _, c in ipairs(stmt.subcommands) do
+      if c.name == "ADD CONSTRAINT FOREIGN KEY" and not c.not_valid then
+        return "ADD CONSTRAINT " .. (c.column and (c.column .. " ") or "") .. "FOREIGN KEY on "
+               .. qualified(t) .. " without NOT VALID blocks writes to it and to the referenced "
+               .. "table while it scans" .. ctx.lock_note(t)
+      end
+    end
+    for _, cmd in ipairs(stmt.tree.cmds) do
+      local col = cmd.subtype == "AT_AddColumn" and cmd.def
+      for _, c in ipairs(col and col.constraints or {}) do
+        if c.contype == "CONSTR_FOREIGN" then
+          local r = c.pktable
+          return { message = "ADD COLUMN " .. qualified(t) .. "." .. col.colname .. " REFERENCES "
+                             .. (r.schemaname and (r.schemaname .. ".") or "") .. r.relname .. " blocks writes to both tables while it scans"
+                             .. ctx.lock_note(t),
+                   hint = "Add the column without REFERENCES, then ADD CONSTRAINT … FOREIGN KEY … "
+                          .. "NOT VALID, then VALIDATE CONSTRAINT in a later transaction." }
+        end
+      end
+    end
+  end,
+}

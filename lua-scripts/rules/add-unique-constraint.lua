@@ -1,0 +1,37 @@
+-- Catalog #17. ADD CONSTRAINT … UNIQUE builds its index while the table is locked against
+-- everything; so does an inline UNIQUE in ADD COLUMN.
+return {
+  id = "add-unique-constraint",
+  severity = "P0", class = "REWRITE",
+  summary = "ADD CONSTRAINT … UNIQUE builds an index while it blocks reads and writes",
+  why = "ALTER TABLE … ADD UNIQUE takes ACCESS EXCLUSIVE and builds the unique index under it, "
+     .. "reading and sorting the whole table: no reads or writes until the build ends. An inline "
+     .. "UNIQUE in ADD COLUMN does the same.",
+  instead = "CREATE UNIQUE INDEX CONCURRENTLY t_col_key ON t (col) (outside a transaction block); "
+     .. "then ALTER TABLE t ADD CONSTRAINT t_col_key UNIQUE USING INDEX t_col_key (a brief lock).",
+  default = "deny", strict = "deny",
+  override = true,
+  check = function(stmt, session, ctx)
+    if stmt.tag ~= "ALTER TABLE" then return nil end
+    local t = stmt.objects[1]
+    -- A table created in this session is empty; a small one is indexed in no time.
+    if ctx.new(t) or ctx.small(t) then return nil end
+    for _, c in ipairs(stmt.subcommands) do
+      if c.name == "ADD CONSTRAINT UNIQUE" then
+        return "ADD CONSTRAINT " .. (c.column and (c.column .. " ") or "") .. "UNIQUE on " .. qualified(t)
+               .. " builds its index while it blocks reads and writes" .. ctx.lock_note(t)
+      end
+    end
+    for _, cmd in ipairs(stmt.tree.cmds) do
+      local col = cmd.subtype == "AT_AddColumn" and cmd.def
+      for _, c in ipairs(col and col.constraints or {}) do
+        if c.contype == "CONSTR_UNIQUE" then
+          return { message = "ADD COLUMN " .. qualified(t) .. "." .. col.colname .. " UNIQUE builds "
+                             .. "its index while it blocks reads and writes" .. ctx.lock_note(t),
+                   hint = "Add the column without UNIQUE, CREATE UNIQUE INDEX CONCURRENTLY on it, "
+                          .. "then ADD CONSTRAINT … UNIQUE USING INDEX." }
+        end
+      end
+    end
+  end,
+}
