@@ -1,0 +1,104 @@
+"""The shipped rule library through the proxy: the default profile denies a blocking index
+build on an existing big table but not on a new or (with live facts) small one, levels can be
+changed per environment, and every strong-lock statement gets the library's lock_timeout and
+is retried behind a blocker."""
+
+import threading
+import time
+
+import psycopg2
+
+from harness import ProxyTestCase, USERS, proxy_only
+
+
+@proxy_only
+class TestLibrary(ProxyTestCase):
+    class_proxy = False
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        owner = USERS['trust'][0]
+        cls.pg.psql_admin(
+            'DROP TABLE IF EXISTS lib_big, lib_small CASCADE; '
+            'CREATE TABLE lib_big (id int, email text); '
+            "INSERT INTO lib_big SELECT g, 'u' || g FROM generate_series(1, 20000) g; "
+            'CREATE TABLE lib_small (id int, email text); INSERT INTO lib_small VALUES (1, \'a\'); '
+            f'ANALYZE lib_big; ANALYZE lib_small; ALTER TABLE lib_big OWNER TO {owner}; '
+            f'ALTER TABLE lib_small OWNER TO {owner}')
+
+    def guard(self, environment='production', **settings):
+        s = {'rules': 'default', 'server_tls_sslmode': 'disable', 'environment': environment,
+             'monitor_user': USERS['scram'][0], 'monitor_password': USERS['scram'][1]}
+        s.update(settings)
+        return self.start_proxy(s)
+
+    def run_sql(self, p, sql):
+        return self.psql(self.conninfo(proxy=p), '-c', sql)
+
+    def test_blocking_index_on_existing_big_table_is_denied(self):
+        p = self.guard()
+        r = self.run_sql(p, 'CREATE INDEX lib_big_email ON lib_big (email)')
+        self.assertEqual(r.returncode, 1)
+        self.assertIn('ERROR:  CREATE INDEX on lib_big blocks writes until the build ends (about 20000 rows; SHARE)',
+                      r.stderr)
+        self.assertIn('DETAIL:  ddlguard rule: require-concurrent-index.', r.stderr)
+        self.assertIn('HINT:  CREATE INDEX CONCURRENTLY', r.stderr)
+        r = self.run_sql(p, 'CREATE INDEX CONCURRENTLY lib_big_email ON lib_big (email)')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.pg.psql_admin('DROP INDEX lib_big_email')
+
+    def test_small_table_and_new_table_are_exempt(self):
+        p = self.guard()
+        r = self.run_sql(p, 'CREATE INDEX lib_small_email ON lib_small (email)')
+        self.assertEqual(r.returncode, 0, r.stderr)      # 1 row: below small_table_rows
+        r = self.psql(self.conninfo(proxy=p), input='CREATE TABLE lib_new (id int, email text);\n'
+                      'CREATE INDEX lib_new_email ON lib_new (email);\nDROP TABLE lib_new;\n')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.pg.psql_admin('DROP INDEX IF EXISTS lib_small_email')
+
+    def test_without_facts_a_table_counts_as_big(self):
+        p = self.guard(monitor_user='')
+        r = self.run_sql(p, 'CREATE INDEX lib_small_email2 ON lib_small (email)')
+        self.assertEqual(r.returncode, 1)
+        self.assertIn('require-concurrent-index', r.stderr)
+
+    def test_levels_per_environment(self):
+        staging = self.guard('staging', rule_levels='staging/require-concurrent-index:warn')
+        r = self.run_sql(staging, 'CREATE INDEX lib_big_v ON lib_big (id)')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn('WARNING:  CREATE INDEX on lib_big blocks writes', r.stderr)
+        self.pg.psql_admin('DROP INDEX lib_big_v')
+        prod = self.guard('production', rule_levels='staging/require-concurrent-index:warn')
+        self.assertEqual(self.run_sql(prod, 'CREATE INDEX lib_big_v ON lib_big (id)').returncode, 1)
+        off = self.guard('production', rule_levels='require-concurrent-index:off')
+        self.assertEqual(self.run_sql(off, 'CREATE INDEX lib_big_v ON lib_big (id)').returncode, 0)
+        self.pg.psql_admin('DROP INDEX lib_big_v')
+
+    def test_unknown_rule_in_levels_refuses_to_start(self):
+        from harness import ProxyStartError
+        with self.assertRaises(ProxyStartError) as cm:
+            self.guard(rule_levels='no-such-rule:deny')
+        self.assertIn('unknown rule', str(cm.exception))
+
+    def test_library_lock_timeout_and_retry_behind_a_blocker(self):
+        p = self.guard(lock_timeout='400ms')
+        app = self.pg.admin()
+        app.autocommit = False
+        with app.cursor() as cur:
+            cur.execute("SET application_name = 'long-report'")
+            cur.execute('SELECT count(*) FROM lib_big')
+
+        def release():
+            time.sleep(2)
+            app.commit()
+            app.close()
+        t = threading.Thread(target=release)
+        t.start()
+        try:
+            r = self.run_sql(p, 'ALTER TABLE lib_big ADD COLUMN IF NOT EXISTS nick text')
+        finally:
+            t.join()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn('retrying in', r.stderr)
+        self.assertIn('long-report', r.stderr)
