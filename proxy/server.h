@@ -15,6 +15,7 @@ struct event_base;
 struct evconnlistener;
 struct session;
 struct facts_state;
+struct side_conn;
 
 #define SERVER_MAX_LISTENERS 16
 #define SERVER_KEYMAP_SIZE 4096   /* buckets; chains hold the rest */
@@ -57,7 +58,8 @@ struct server {
 	bool child_done;
 
 	struct server_stats stats;
-	struct facts_state *facts;          /* side connections and their cache (facts.c) */
+	struct facts_state *facts;          /* live facts cache and waiters (facts.c) */
+	struct side_conn *sideconns;        /* ddlguard's own connections (sideconn.c) */
 };
 
 bool server_init(struct server *srv, const struct cli_opts *opts, char *err, size_t errlen);

@@ -72,18 +72,24 @@ class TestRetry(ProxyTestCase):
         # migration's AccessExclusive request queued, each read waits behind it, but never
         # longer than the lock timeout, because the migration gives up and lets it through.
         worst = [0.0]
+        reads = [0]
+        failure = []
         stop = threading.Event()
 
         def app_reads():
-            c = psycopg2.connect(self.conninfo())
-            c.autocommit = True
-            while not stop.is_set():
-                t0 = time.monotonic()
-                with c.cursor() as cur:
-                    cur.execute(f'SELECT count(*) FROM {self.table}')
-                worst[0] = max(worst[0], time.monotonic() - t0)
-                time.sleep(0.02)
-            c.close()
+            try:
+                c = self.pg.admin()          # the application talks to PostgreSQL directly
+                c.autocommit = True
+                while not stop.is_set():
+                    t0 = time.monotonic()
+                    with c.cursor() as cur:
+                        cur.execute(f'SELECT count(*) FROM {self.table}')
+                    worst[0] = max(worst[0], time.monotonic() - t0)
+                    reads[0] += 1
+                    time.sleep(0.02)
+                c.close()
+            except Exception as e:   # a dead reader must fail the test, not pass it
+                failure.append(e)
         reader = threading.Thread(target=app_reads)
         time.sleep(0.2)
         reader.start()
@@ -98,6 +104,8 @@ class TestRetry(ProxyTestCase):
         self.assertGreaterEqual(len(notices), 1, r.stderr)
         self.assertIn('the-blocker', r.stderr)            # the notice names the blocker
         self.assertIn('v', self.columns())
+        self.assertEqual(failure, [])
+        self.assertGreater(reads[0], 20, 'the application reader did not run')
         self.assertLess(worst[0], LOCK_TIMEOUT_MS / 1000 + 0.6, f'an app read waited {worst[0]:.2f} s')
 
     def test_in_transaction_retry_keeps_the_transaction(self):
