@@ -15,6 +15,7 @@
 --     override = true,                      -- an inline ddlguard:allow comment may lift it
 --     check = function(stmt, session, ctx) … end,
 --   }
+-- dml = true makes ddlguard show the rules INSERT/UPDATE/DELETE and SET statements too.
 -- check returns nil when the statement is fine, else a message (or { message=, hint= }),
 -- or { set = { lock_timeout = "2s", statement_timeout = "15min" } } to tighten timeouts
 -- (any level but off applies it).
@@ -81,7 +82,9 @@ function on_statement(stmt, session)
   for _, rule in ipairs(RULES) do
     local level = level_of(rule, session.environment)
     if level ~= "off" then
-      local found = rule.check(stmt, session, ctx)
+      -- A failing rule is named: the error carries its id.
+      local ok, found = pcall(rule.check, stmt, session, ctx)
+      if not ok then error("rule " .. rule.id .. ": " .. tostring(found), 0) end
       if type(found) == "table" and found.set then
         out[#out + 1] = set(found.set)
       elseif found then

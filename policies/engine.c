@@ -29,6 +29,7 @@ struct policy_engine {
 	int npolicies;
 	bool fail_open;
 	bool wants_dml;
+	bool wants_writes;
 	long budget;
 	long steps;                  /* instructions used by the current call */
 	bool overrun;                /* the current call hit its budget */
@@ -233,16 +234,16 @@ static int l_facts(lua_State *L)
 
 static int l_log(lua_State *L)
 {
-	/* Policies may log through print(); the host sees it via the engine's last_error
-	 * channel only on failure, so keep print cheap and quiet: write to stderr. */
+	/* print(): one line on stderr. luaL_tolstring pushes each value and luaL_addvalue pops
+	 * it into the buffer, so the stack is what luaL_Buffer expects. */
 	int n = lua_gettop(L);
 	luaL_Buffer b;
 	luaL_buffinit(L, &b);
 	for (int i = 1; i <= n; i++) {
 		if (i > 1)
 			luaL_addchar(&b, '\t');
-		luaL_addstring(&b, luaL_tolstring(L, i, NULL));
-		lua_pop(L, 1);
+		luaL_tolstring(L, i, NULL);
+		luaL_addvalue(&b);
 	}
 	luaL_pushresult(&b);
 	fprintf(stderr, "policy: %s\n", lua_tostring(L, -1));
@@ -431,6 +432,11 @@ static bool load_library(struct policy_engine *e, const struct policy_options *o
 			break;
 		}
 		lua_pop(L, 2);
+		/* A rule that judges writes (backfills, session_replication_role) says dml = true. */
+		lua_getfield(L, -1, "dml");
+		if (lua_toboolean(L, -1))
+			e->wants_writes = true;
+		lua_pop(L, 1);
 		lua_rawseti(L, list, i + 1);
 		lua_pop(L, 1);  /* the rule's environment */
 		e->nrules++;
@@ -532,7 +538,10 @@ struct policy_engine *policy_engine_load(const struct policy_options *o, char *e
 		lua_getfield(e->L, -4, "see_dml");
 		if (lua_toboolean(e->L, -1))
 			e->wants_dml = true;
-		lua_pop(e->L, 4);
+		lua_getfield(e->L, -5, "see_writes");
+		if (lua_toboolean(e->L, -1))
+			e->wants_writes = true;
+		lua_pop(e->L, 5);
 		if (!p->has_statement && !p->has_connect && !p->has_commit) {
 			snprintf(err, errlen, "%s: defines none of on_statement, on_connect, on_commit", p->file);
 			goto fail;
@@ -566,6 +575,11 @@ void policy_engine_free(struct policy_engine *e)
 bool policy_engine_wants_dml(const struct policy_engine *e)
 {
 	return e && e->wants_dml;
+}
+
+bool policy_engine_wants_writes(const struct policy_engine *e)
+{
+	return e && (e->wants_writes || e->wants_dml);
 }
 
 bool policy_engine_has_connect(const struct policy_engine *e)

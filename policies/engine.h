@@ -89,6 +89,8 @@ struct policy_engine *policy_engine_load(const struct policy_options *o, char *e
 void policy_engine_free(struct policy_engine *e);
 
 bool policy_engine_wants_dml(const struct policy_engine *e);
+/* A policy or rule watches writes (INSERT/UPDATE/DELETE, SET): see_writes or dml = true. */
+bool policy_engine_wants_writes(const struct policy_engine *e);
 bool policy_engine_has_connect(const struct policy_engine *e);
 int policy_engine_count(const struct policy_engine *e);
 /* Number of rules the library loaded (0 without it). */

@@ -2124,6 +2124,11 @@ static bool word_at(const char *sql, size_t len, size_t i, const char *w)
  */
 bool stmt_fast_path(const char *sql, size_t len)
 {
+	return stmt_fast_path_ex(sql, len, true);
+}
+
+bool stmt_fast_path_ex(const char *sql, size_t len, bool writes)
+{
 	static const char *const first_words[] = {
 		"select", "insert", "update", "delete", "values", "table", "fetch", "move", "close", "show",
 	};
@@ -2149,6 +2154,9 @@ bool stmt_fast_path(const char *sql, size_t len)
 		}
 	}
 	if (word == NULL)
+		return false;
+	/* Policies that watch writes need INSERT/UPDATE/DELETE parsed. */
+	if (!writes && (word == first_words[1] || word == first_words[2] || word == first_words[3]))
 		return false;
 	bool is_select = word == first_words[0];
 	i += strlen(word);

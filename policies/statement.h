@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Table lock modes, weakest to strongest, numbered like PostgreSQL's LOCKMODE
  * (NoLock 0, AccessShareLock 1 … AccessExclusiveLock 8). */
@@ -107,6 +108,8 @@ void stmt_list_free(struct stmt_list *l);
 /* True when `sql` is certainly a single statement that cannot change a schema. Never
  * true by mistake; may be false for harmless text (which then gets parsed). */
 bool stmt_fast_path(const char *sql, size_t len);
+/* The same, but with writes = false INSERT, UPDATE and DELETE are never fast-pathed. */
+bool stmt_fast_path_ex(const char *sql, size_t len, bool writes);
 
 const char *stmt_lock_name(enum stmt_lock l);
 
@@ -119,6 +122,12 @@ const char *stmt_lock_name(enum stmt_lock l);
 static inline bool stmt_guarded(const struct stmt_info *st)
 {
 	return st->ddl || st->opaque || st->lock >= STMT_LOCK_SHARE_UPDATE_EXCLUSIVE || !st->in_tx_block_ok;
+}
+
+/* Writes and settings: what policies that watch writes (`see_writes`) also get. */
+static inline bool stmt_is_write(const struct stmt_info *st)
+{
+	return st->lock == STMT_LOCK_ROW_EXCLUSIVE || !strcmp(st->tag, "SET") || !strcmp(st->tag, "RESET");
 }   /* "ACCESS EXCLUSIVE" … */
 
 #endif

@@ -199,6 +199,7 @@ static void check_text(struct policy_engine *e, const char *file, const char *sq
 	char **created = NULL;
 	int ntx = 0, ncreated = 0, ncommitted = 0;
 	bool wants_dml = policy_engine_wants_dml(e);
+	bool writes = policy_engine_wants_writes(e);
 	for (int i = 0; i < l.n; i++) {
 		const struct stmt_info *st = &l.items[i];
 		switch (st->txctl) {
@@ -223,7 +224,7 @@ static void check_text(struct policy_engine *e, const char *file, const char *sq
 		default:
 			break;
 		}
-		if (!stmt_guarded(st) && !wants_dml)
+		if (!stmt_guarded(st) && !wants_dml && !(writes && stmt_is_write(st)))
 			continue;
 		ps.tx = tx;
 		ps.ntx = ntx;

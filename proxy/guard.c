@@ -497,7 +497,8 @@ bool guard_inspect(void *arg, uint8_t type, const uint8_t *msg, size_t len,
 		return true;
 	size_t tlen = (size_t)(tend - text);
 	bool dml = policy_engine_wants_dml(e);
-	if (!dml && stmt_fast_path(text, tlen))
+	bool writes = policy_engine_wants_writes(e);
+	if (!dml && stmt_fast_path_ex(text, tlen, !writes))
 		return true;
 
 	struct stmt_list l;
@@ -517,7 +518,7 @@ bool guard_inspect(void *arg, uint8_t type, const uint8_t *msg, size_t len,
 	int nnames = 0;
 	for (int i = 0; i < l.n && nnames < 64; i++) {
 		const struct stmt_info *st = &l.items[i];
-		if (!stmt_guarded(st) && !dml)
+		if (!stmt_guarded(st) && !dml && !(writes && stmt_is_write(st)))
 			continue;
 		for (int k = 0; k < st->nobjects && nnames < 64; k++) {
 			const struct stmt_object *o = &st->objects[k];
@@ -554,7 +555,7 @@ bool guard_inspect(void *arg, uint8_t type, const uint8_t *msg, size_t len,
 			ps.tx_status = 'T';
 		else if (st->txctl == STMT_TX_COMMIT || st->txctl == STMT_TX_ROLLBACK)
 			ps.tx_status = 'I';
-		if (!stmt_guarded(st) && !dml)
+		if (!stmt_guarded(st) && !dml && !(writes && stmt_is_write(st)))
 			continue;
 		struct verdict sv;
 		verdict_init(&sv);

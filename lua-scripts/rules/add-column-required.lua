@@ -42,7 +42,7 @@ return {
   default = "deny", strict = "deny",
   override = true,
   check = function(stmt, session, ctx)
-    if stmt.tag ~= "ALTER TABLE" then return nil end
+    if stmt.node ~= "AlterTableStmt" or stmt.tag ~= "ALTER TABLE" then return nil end
     local t = stmt.objects[1]
     -- A table created in this session is empty and no running app uses it yet.
     if ctx.new(t) then return nil end

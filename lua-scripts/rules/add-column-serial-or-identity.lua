@@ -16,7 +16,7 @@ return {
   default = "deny", strict = "deny",
   override = true,
   check = function(stmt, session, ctx)
-    if stmt.tag ~= "ALTER TABLE" then return nil end
+    if stmt.node ~= "AlterTableStmt" or stmt.tag ~= "ALTER TABLE" then return nil end
     local t = stmt.objects[1]
     if ctx.new(t) or ctx.small(t) then return nil end
     for _, cmd in ipairs(stmt.tree.cmds) do

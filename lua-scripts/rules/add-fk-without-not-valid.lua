@@ -13,7 +13,7 @@ return {
   default = "deny", strict = "deny",
   override = true,
   check = function(stmt, session, ctx)
-    if stmt.tag ~= "ALTER TABLE" then return nil end
+    if stmt.node ~= "AlterTableStmt" or stmt.tag ~= "ALTER TABLE" then return nil end
     local t = stmt.objects[1]
     -- A table created in this session is empty: the check is instant, the locks brief.
     if ctx.new(t) or ctx.small(t) then return nil end
@@ -29,9 +29,9 @@ return {
       for _, c in ipairs(col and col.constraints or {}) do
         if c.contype == "CONSTR_FOREIGN" then
           local r = c.pktable
+          local parent = r.schemaname and (r.schemaname .. "." .. r.relname) or r.relname
           return { message = "ADD COLUMN " .. qualified(t) .. "." .. col.colname .. " REFERENCES "
-                             .. (r.schemaname and (r.schemaname .. ".") or "") .. r.relname .. " blocks writes to both tables while it scans"
-                             .. ctx.lock_note(t),
+                             .. parent .. " blocks writes to both tables while it scans" .. ctx.lock_note(t),
                    hint = "Add the column without REFERENCES, then ADD CONSTRAINT … FOREIGN KEY … "
                           .. "NOT VALID, then VALIDATE CONSTRAINT in a later transaction." }
         end

@@ -13,7 +13,7 @@ return {
   default = "deny", strict = "deny",
   override = true,
   check = function(stmt, session, ctx)
-    if stmt.tag ~= "ALTER TABLE" then return nil end
+    if stmt.node ~= "AlterTableStmt" or stmt.tag ~= "ALTER TABLE" then return nil end
     local t = stmt.objects[1]
     -- A table created in this session is empty; a small one is indexed in no time.
     if ctx.new(t) or ctx.small(t) then return nil end

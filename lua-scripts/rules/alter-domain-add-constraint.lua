@@ -6,10 +6,11 @@ return {
   id = "alter-domain-add-constraint",
   severity = "P1", class = "LOCK",
   summary = "ALTER DOMAIN … ADD CONSTRAINT blocks writes to every table that uses the domain",
-  why = "Adding or validating a domain constraint (or SET NOT NULL on a domain) takes SHARE on every "
-     .. "table with a column of that domain and reads those tables in full: INSERT, UPDATE and DELETE "
-     .. "on all of them wait until the last scan ends. Unlike ALTER TABLE, VALIDATE CONSTRAINT on a "
-     .. "domain blocks writes too, so NOT VALID does not make it safe.",
+  why = "ADD CONSTRAINT (without NOT VALID), VALIDATE CONSTRAINT and SET NOT NULL on a domain take "
+     .. "SHARE on every table with a column of that domain and read those tables in full: INSERT, "
+     .. "UPDATE and DELETE on all of them wait until the last scan ends. ADD CONSTRAINT … NOT VALID "
+     .. "locks nothing, but the VALIDATE CONSTRAINT that must follow to check the existing rows "
+     .. "blocks writes just the same: unlike ALTER TABLE, a domain has no online validation.",
   instead = "Avoid constraints on domains that are in use: put a CHECK (…) NOT VALID on each column "
      .. "(ALTER TABLE), then VALIDATE CONSTRAINT it in a later transaction.",
   default = "deny", strict = "deny",
@@ -20,6 +21,11 @@ return {
     local d = stmt.objects[1]
     -- A domain created in this session is used only by columns added since.
     if not what or ctx.new(d) then return nil end
+    if stmt.not_valid then
+      return "ALTER DOMAIN " .. qualified(d) .. " ADD CONSTRAINT … NOT VALID leaves existing rows "
+             .. "unchecked, and VALIDATE CONSTRAINT, the only way to check them, blocks writes to "
+             .. "every table that uses the domain"
+    end
     return "ALTER DOMAIN " .. qualified(d) .. " " .. what
            .. " blocks writes to every table that uses the domain while it checks them"
   end,

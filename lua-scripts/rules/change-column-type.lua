@@ -25,15 +25,29 @@ local function typeof(tn)
   return t
 end
 
+-- The SQL names of the types the parser renames.
+local sql_name = {
+  int2 = "smallint", int4 = "integer", int8 = "bigint", float4 = "real", float8 = "double precision",
+  bool = "boolean", bpchar = "char",
+}
+-- No other type becomes one of these without a rewrite.
+local never_free = {
+  int2 = true, int4 = true, int8 = true, float4 = true, float8 = true, bool = true, json = true,
+  jsonb = true, uuid = true, date = true, bytea = true, inet = true, cidr = true, money = true,
+}
+
 local function show(t)
-  return #t.mods > 0 and (t.name .. "(" .. table.concat(t.mods, ",") .. ")") or t.name
+  local name = sql_name[t.name] or t.name
+  return #t.mods > 0 and (name .. "(" .. table.concat(t.mods, ",") .. ")") or name
 end
 
 -- True when PostgreSQL changes only the catalog: the old values are valid as they are.
 local function free(old, new)
   if show(old) == show(new) then return true end
   local o, n = old.name, new.name
-  if (o == "varchar" or o == "text") and (n == "text" or (n == "varchar" and #new.mods == 0)) then return true end
+  if (o == "varchar" or o == "text") and (n == "text" or (n == "varchar" and #new.mods == 0)) then
+    return true
+  end
   if o == "varchar" and n == "varchar" then return #old.mods == 1 and new.mods[1] >= old.mods[1] end
   if o == "numeric" and n == "numeric" then
     if #new.mods == 0 then return true end
@@ -88,12 +102,14 @@ return {
       elseif cmd.subtype == "AT_AlterColumnType" then
         local new, old = typeof(cmd.def.type_name), cols[cmd.name]
         cols[cmd.name] = new
+        -- USING the column itself and no new collation: PostgreSQL may keep the values as they are.
         local using = cmd.def.raw_default
-        local plain = (using == nil or using.node_type == "ColumnRef") and cmd.def.coll_clause == nil
+        local plain = cmd.def.coll_clause == nil and (using == nil or (using.node_type == "ColumnRef"
+                      and using.fields[#using.fields].sval == cmd.name))
         local where = qualified(t) .. "." .. cmd.name .. " TYPE " .. show(new)
         -- A table created in this session is empty; a small one is rewritten in no time.
         if not (ctx.new(t) or ctx.small(t) or (old and plain and free(old, new))) then
-          if old or not plain then
+          if old or not plain or never_free[new.name] then
             return "ALTER COLUMN " .. where .. (old and (" (from " .. show(old) .. ")") or "")
                    .. " rewrites the table and all its indexes" .. ctx.lock_note(t)
           end

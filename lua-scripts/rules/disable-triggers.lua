@@ -1,24 +1,33 @@
 -- Catalog #31. Disabled triggers silently stop audit, dual-write and foreign-key checks.
 
--- SELECT set_config('session_replication_role', 'replica', …): the form of the setting that
--- reaches the rules (a plain SET is not shown to them unless a policy sets see_dml).
+-- session_replication_role = replica, in the forms that reach the rules: set_config() in a
+-- SELECT, ALTER ROLE / ALTER DATABASE … SET, and a plain SET (which ddlguard shows to the
+-- rules only when a policy file sets see_dml = true).
 local function string_arg(call, i)
   local a = call.args[i]
   return a and a.sval and a.sval.sval
 end
 
+local function sets_replica(set)
+  local value = set and set.args[1]
+  return set ~= nil and set.name == "session_replication_role" and value ~= nil
+     and value.sval ~= nil and value.sval.sval == "replica"
+end
+
 local function replica_role(stmt)
   local t = stmt.tree
   if stmt.node == "VariableSetStmt" then
-    return t.name == "session_replication_role" and t.args[1] ~= nil
-       and t.args[1].sval ~= nil and t.args[1].sval.sval == "replica"
-  end
-  if stmt.node ~= "SelectStmt" then return false end
-  for _, target in ipairs(t.target_list) do
-    local call = target.val
-    if call and call.node_type == "FuncCall" and call.funcname[#call.funcname].sval == "set_config"
-       and string_arg(call, 1) == "session_replication_role" and string_arg(call, 2) == "replica" then
-      return true
+    return sets_replica(t) and "everything this session writes"
+  elseif stmt.node == "AlterRoleSetStmt" or stmt.node == "AlterDatabaseSetStmt" then
+    return sets_replica(t.setstmt) and "every later session of that "
+        .. (stmt.node == "AlterRoleSetStmt" and "role" or "database")
+  elseif stmt.node == "SelectStmt" then
+    for _, target in ipairs(t.target_list) do
+      local call = target.val
+      if call and call.node_type == "FuncCall" and call.funcname[#call.funcname].sval == "set_config"
+         and string_arg(call, 1) == "session_replication_role" and string_arg(call, 2) == "replica" then
+        return "everything this session writes"
+      end
     end
   end
   return false
@@ -39,9 +48,10 @@ return {
   default = "deny", strict = "deny",
   override = true,
   check = function(stmt, session, ctx)
-    if replica_role(stmt) then
+    local who = replica_role(stmt)
+    if who then
       return "session_replication_role = replica turns off ordinary triggers and foreign-key "
-          .. "checks for everything this session writes"
+          .. "checks for " .. who
     end
     if stmt.tag ~= "ALTER TABLE" then return nil end
     local t = stmt.objects[1]

@@ -12,6 +12,11 @@ local function note(tbl, by, sid, cols)
   if #cols == 0 then return end
   if noted >= 5000 then indexes, noted = {}, 0 end   -- keep the memory bounded
   indexes[tbl] = indexes[tbl] or {}
+  for _, e in ipairs(indexes[tbl]) do
+    if e.sid == sid and e.by == by and table.concat(e.cols, ",") == table.concat(cols, ",") then
+      return                                         -- the same statement, seen again
+    end
+  end
   table.insert(indexes[tbl], { by = by, sid = sid, cols = cols })
   noted = noted + 1
 end
@@ -94,7 +99,7 @@ return {
      .. "referenced table, and every update of its key, reads the whole referencing table (under "
      .. "the lock of that DELETE), and validating the key is slower too.",
   instead = "CREATE INDEX CONCURRENTLY … ON the referencing table (the foreign-key columns first), "
-     .. "before adding the foreign key or in the same migration.",
+     .. "before adding the foreign key.",
   default = "off", strict = "warn",
   override = true,
   check = function(stmt, session, ctx)

@@ -1,19 +1,26 @@
 -- Catalog #64 (opt-in, configurable). New names must follow the team's convention.
--- To configure it, copy this file and change PATTERN (a Lua pattern, not a regex): ddlguard
--- has no per-rule settings yet.
+-- To configure it, change PATTERN (a Lua pattern, not a regex) in a copy of the rule library:
+-- ddlguard has no per-rule settings yet.
 local PATTERN = "^[a-z_][a-z0-9_]*$"   -- lower-case snake_case
 
--- The names a statement gives: the objects it creates, and the columns, constraints and
--- new names (RENAME … TO) anywhere in its parse tree.
+-- Objects whose names the convention covers (not operators, extensions, roles …).
+local kinds = { table = true, index = true, sequence = true, view = true, ["materialized view"] = true,
+                ["function"] = true, type = true, schema = true }
+-- Fields of the parse tree that hold a name being given: column, constraint, trigger and
+-- policy names, and the new name of RENAME … TO.
+local name_fields = { colname = true, conname = true, trigname = true, policy_name = true,
+                      newname = true }
+
+-- The names a statement gives.
 local function new_names(stmt)
   local out = {}
   for _, o in ipairs(stmt.objects) do
-    if o.created then out[#out + 1] = o.name end
+    if o.created and kinds[o.kind] then out[#out + 1] = o.name end
   end
   local function walk(node)
     for k, v in pairs(node) do
       if type(v) == "userdata" then walk(v)
-      elseif k == "colname" or k == "conname" or k == "newname" then out[#out + 1] = v end
+      elseif name_fields[k] then out[#out + 1] = v end
     end
   end
   walk(stmt.tree)

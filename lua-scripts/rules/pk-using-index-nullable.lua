@@ -26,9 +26,8 @@ end
 -- Does a column definition say NOT NULL (or something that implies it)?
 local function declared_not_null(col)
   for _, c in ipairs(col.constraints) do
-    if c.contype == "CONSTR_NOTNULL" or c.contype == "CONSTR_PRIMARY" or c.contype == "CONSTR_IDENTITY" then
-      return true
-    end
+    local k = c.contype
+    if k == "CONSTR_NOTNULL" or k == "CONSTR_PRIMARY" or k == "CONSTR_IDENTITY" then return true end
   end
   local names = col.type_name.names
   return #names == 1 and serial[names[1].sval] == true
@@ -68,7 +67,7 @@ return {
   override = true,
   check = function(stmt, session, ctx)
     learn(stmt, session)
-    if stmt.tag ~= "ALTER TABLE" then return nil end
+    if stmt.node ~= "AlterTableStmt" or stmt.tag ~= "ALTER TABLE" then return nil end
     local t = stmt.objects[1]
     local tk = key(session, qualified(t))
     for _, cmd in ipairs(stmt.tree.cmds) do
@@ -78,8 +77,11 @@ return {
       elseif cmd.subtype == "AT_SetNotNull" or cmd.subtype == "AT_DropNotNull" then
         note(tk .. "." .. col, cmd.subtype == "AT_DropNotNull")
       elseif cmd.subtype == "AT_AddConstraint" and d.contype == "CONSTR_PRIMARY" then
+        -- USING INDEX names the index; ADD PRIMARY KEY (cols) names the columns.
         local cols = {}
-        for _, c in ipairs(d.indexname and indexes[key(session, d.indexname)] or {}) do cols[#cols + 1] = c end
+        for _, c in ipairs(d.indexname and indexes[key(session, d.indexname)] or {}) do
+          cols[#cols + 1] = c
+        end
         for _, k in ipairs(d.keys) do cols[#cols + 1] = k.sval end
         for _, c in ipairs(cols) do
           if d.indexname and nullable[tk .. "." .. c] and not ctx.new(t) and not ctx.small(t) then

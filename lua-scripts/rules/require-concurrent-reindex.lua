@@ -11,8 +11,8 @@ return {
   why = "A plain REINDEX takes SHARE on the table, so every INSERT, UPDATE and DELETE waits, "
      .. "and ACCESS EXCLUSIVE on each index it rebuilds; the planner locks every index of a table "
      .. "it plans a query on, so SELECTs wait too, for as long as the rebuild takes.",
-  instead = "REINDEX (CONCURRENTLY) INDEX|TABLE … (PostgreSQL 12+), outside a transaction block; "
-     .. "if it fails, drop the leftover *_ccnew index and run it again.",
+  instead = "REINDEX INDEX|TABLE CONCURRENTLY … (PostgreSQL 12+; REINDEX (CONCURRENTLY) … from 14), "
+     .. "outside a transaction block; if it fails, drop the leftover *_ccnew index and run it again.",
   default = "deny", strict = "deny",
   override = true,
   check = function(stmt, session, ctx)
@@ -21,7 +21,8 @@ return {
     local o = stmt.objects[1]
     if kind == "SYSTEM" then
       return { message = "REINDEX SYSTEM rebuilds the system catalogs under exclusive locks",
-               hint = "System catalogs cannot be reindexed concurrently: run it in a maintenance window." }
+               hint = "System catalogs cannot be reindexed concurrently: run it in a maintenance "
+                      .. "window." }
     end
     -- A table or index created in this session is new and empty; a small one rebuilds at once.
     if o and (kind == "INDEX" or kind == "TABLE") then

@@ -14,7 +14,8 @@ end
 
 -- The columns a CHECK expression proves NOT NULL: `c IS NOT NULL`, joined with AND.
 local function not_null_columns(e, cols)
-  if e.node_type == "NullTest" and e.nulltesttype == "IS_NOT_NULL" and e.arg.node_type == "ColumnRef" then
+  if e.node_type == "NullTest" and e.nulltesttype == "IS_NOT_NULL"
+     and e.arg.node_type == "ColumnRef" then
     local f = e.arg.fields
     cols[f[#f].sval] = true
   elseif e.node_type == "BoolExpr" and e.boolop == "AND_EXPR" then
@@ -47,7 +48,7 @@ return {
     if stmt.tag == "DROP TABLE" then
       for _, o in ipairs(stmt.objects) do checks[key(session, qualified(o))] = nil end
     end
-    if stmt.tag ~= "ALTER TABLE" then return nil end
+    if stmt.node ~= "AlterTableStmt" or stmt.tag ~= "ALTER TABLE" then return nil end
     local t = stmt.objects[1]
     local k = key(session, qualified(t))
     if not checks[k] then
@@ -59,7 +60,8 @@ return {
     for n, cmd in ipairs(stmt.tree.cmds) do
       local c = cmd.def
       if cmd.subtype == "AT_AddConstraint" and c.contype == "CONSTR_CHECK" then
-        known[c.conname or ("#" .. n)] = { cols = not_null_columns(c.raw_expr, {}), valid = not c.skip_validation }
+        local cols = not_null_columns(c.raw_expr, {})
+        known[c.conname or ("#" .. n)] = { cols = cols, valid = not c.skip_validation }
       elseif cmd.subtype == "AT_ValidateConstraint" and known[cmd.name] then
         known[cmd.name].valid = true
       elseif cmd.subtype == "AT_DropConstraint" then

@@ -21,7 +21,7 @@ end
 local function has_limit(n, depth)
   if type(n) ~= "userdata" or depth > 40 then return false end
   if n.node_type == "SelectStmt" and n.limit_count then return true end
-  for k, v in pairs(n) do
+  for _, v in pairs(n) do
     if type(v) == "userdata" and has_limit(v, depth + 1) then return true end
   end
   return false
@@ -61,7 +61,10 @@ local function bounded(e)
     end
     return false
   end
-  return has_limit(e, 0)                                  -- id IN (SELECT … LIMIT 1000)
+  if e.node_type == "SubLink" and e.sub_link_type == "ANY_SUBLINK" then
+    return has_limit(e.subselect, 0)                      -- id IN (SELECT … LIMIT 1000)
+  end
+  return false
 end
 
 return {

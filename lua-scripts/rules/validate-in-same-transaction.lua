@@ -13,10 +13,6 @@ local function remember(stmt)
   for _, o in ipairs(stmt.objects) do
     if o.lock_level >= LOCK.SHARE and not o.created then names[qualified(o)] = true end
   end
-  -- ALTER DOMAIN locks the tables using the domain, which the text does not name.
-  if stmt.tag == "ALTER DOMAIN" and stmt.lock_level >= LOCK.SHARE then
-    names[qualified(stmt.objects[1])] = true
-  end
   if next(names) then
     if remembered > 10000 then locked, remembered = {}, 0 end
     remembered = remembered + 1
@@ -24,12 +20,12 @@ local function remember(stmt)
   end
 end
 
--- The constraint this statement validates, if it validates one.
+-- The constraint this ALTER TABLE validates, if it validates one. (ALTER DOMAIN … VALIDATE
+-- blocks writes whatever the transaction: that is alter-domain-add-constraint's business.)
 local function validated(stmt)
   for _, c in ipairs(stmt.subcommands) do
     if c.name == "VALIDATE CONSTRAINT" then return c.column end
   end
-  if stmt.tag == "ALTER DOMAIN" and stmt.tree.subtype == "V" then return stmt.tree.name end
 end
 
 return {
@@ -49,7 +45,7 @@ return {
     local name = validated(stmt)
     if not name then return nil end
     local o = stmt.objects[1]
-    -- A table (or domain) created in this session is new: its validation is instant.
+    -- A table created in this session is new: its validation is instant.
     if ctx.new(o) or ctx.small(o) then return nil end
     local what = "VALIDATE CONSTRAINT " .. name .. " on " .. qualified(o)
     if stmt.tag == "ALTER TABLE" and stmt.lock_level >= LOCK.SHARE then
