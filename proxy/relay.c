@@ -596,6 +596,31 @@ enum relay_result relay_server_data(struct relay *r, struct evbuffer *in, struct
 			r->retry_x = hd->x;
 			hd->x = NULL;
 		}
+		if (hdr[0] == 'A' && r->map_pid && len >= 8) {
+			/* NotificationResponse names the notifying backend by pid; clients know
+			 * ddlguard's pids (BackendKeyData), so translate, or a client that ignores its
+			 * own notifications by comparing pids would not recognise them. */
+			if (avail - off < PGW_HDR_LEN + 4)
+				break;
+			uint8_t head9[PGW_HDR_LEN + 4];
+			peek(in, off, head9, sizeof(head9));
+			uint32_t pid = pgw_get_u32(head9 + PGW_HDR_LEN);
+			uint32_t mapped = r->map_pid(r->pid_arg, pid);
+			if (mapped != pid) {
+				FLUSH_RUN();
+				head9[5] = mapped >> 24;
+				head9[6] = mapped >> 16;
+				head9[7] = mapped >> 8;
+				head9[8] = mapped;
+				evbuffer_add(out, head9, sizeof(head9));
+				evbuffer_drain(in, sizeof(head9));
+				avail -= sizeof(head9);
+				r->stats.server_bytes += sizeof(head9);
+				r->s_swallow = false;
+				r->s_left = len + 1 - sizeof(head9);
+				continue;
+			}
+		}
 		if (action == RELAY_REWRITE && hdr[0] == 'E') {
 			if (avail - off < (size_t)len + 1)
 				break;  /* replace only a whole message */

@@ -94,6 +94,8 @@ typedef bool (*relay_inspect_cb)(void *arg, uint8_t type, const uint8_t *msg, si
  */
 typedef bool (*relay_retry_cb)(void *arg, struct relay_extra *x, const struct pgw_error_fields *f,
 			       struct evbuffer *client_out);
+/* Map a server backend pid (in a NotificationResponse) to the pid ddlguard gave clients. */
+typedef uint32_t (*relay_pid_cb)(void *arg, uint32_t server_pid);
 /* Called for every ReadyForQuery forwarded to the client. */
 typedef void (*relay_ready_cb)(void *arg, uint8_t status, bool error, const char *last_tag);
 
@@ -137,6 +139,8 @@ struct relay {
 	bool inspect_wait;          /* the inspection is waiting: client input is held */
 	relay_ready_cb on_ready;
 	void *ready_arg;
+	relay_pid_cb map_pid;       /* NULL: notification pids pass unchanged */
+	void *pid_arg;
 	relay_retry_cb on_retry;    /* NULL: never retry */
 	void *retry_arg;
 	bool retry_capture;         /* swallowing a failed attempt's responses */

@@ -119,6 +119,19 @@ void session_accept(struct server *srv, int fd, const struct sockaddr *addr, int
 	slog_debug(s, "new connection");
 }
 
+/* relay_pid_cb: the pid ddlguard gave the client of the session whose backend is `pid`. */
+static uint32_t map_notify_pid(void *arg, uint32_t pid)
+{
+	struct session *s = arg;
+	if (pid == s->srv_pid)
+		return s->key_pid;
+	/* Another session's backend (rare: notifications between ddlguard clients). */
+	for (struct session *o = s->srv->sessions; o; o = o->next)
+		if (o->srv_pid == pid && o->key_pid && o->route == s->route)
+			return o->key_pid;
+	return pid;
+}
+
 static void resume_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct session *s = arg;
@@ -854,6 +867,8 @@ static void auth_message(struct session *s, uint8_t t, const uint8_t *msg, size_
 		s->state = SS_READY;
 		s->logged_in = true;
 		s->relay.to_server = s->server.out;
+		s->relay.map_pid = map_notify_pid;
+		s->relay.pid_arg = s;
 		s->srv->stats.logins++;
 		if (s->cfg->policy) {
 			/* From here on every Query and Parse is seen by the guard. */
