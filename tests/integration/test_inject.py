@@ -44,14 +44,15 @@ class TestInjection(ProxyTestCase):
         self.assertEqual(proxied.returncode, 0)
         self.assertGreater(self.injected_since(mark), 0, 'the injected query did not run')
 
-    def test_one_injection_per_sync_and_query(self):
-        """The hook fires at every boundary: each Sync of a pipeline and each simple Query."""
+    def test_one_injection_per_idle_boundary(self):
+        """The hook fires once the session is idle at a Sync or Query boundary (every request
+        answered, no extended sequence open): after each awaited simple Query, and at least
+        once for a pipeline, whose Syncs all pass before it is idle."""
         mark = self.last_inject_id()
         p = test_relay.run_pipeline(self.proxy.host, self.proxy.port)
         self.assertEqual(p.returncode, 0, p.stdout[-2000:])
         n = self.injected_since(mark)
-        # 10 Syncs (the Query that follows them is directly followed by Terminate: not counted)
-        self.assertGreaterEqual(n, 10, f'{n} injections for a pipeline of 10 Syncs')
+        self.assertGreaterEqual(n, 1, 'no injection for a pipeline of 10 Syncs')
         mark = self.last_inject_id()
         c = self.connect()
         for i in range(5):
@@ -59,7 +60,7 @@ class TestInjection(ProxyTestCase):
         time.sleep(0.5)          # let the last boundary's injection happen before Terminate
         c.close()
         n = self.injected_since(mark)
-        self.assertGreaterEqual(n, 5, f'{n} injections for 5 simple Queries')
+        self.assertGreaterEqual(n, 5, f'{n} injections for 5 awaited simple Queries')
 
     def test_simple_protocol_identical_to_direct(self):
         n = self.compare(test_relay.TestSimpleProtocol.STEPS)

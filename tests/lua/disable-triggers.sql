@@ -18,3 +18,7 @@ ALTER TABLE orders ENABLE TRIGGER ALL;
 ALTER TABLE orders ENABLE REPLICA TRIGGER orders_sync;
 -- case: pass
 SELECT set_config('session_replication_role', 'origin', false);
+-- case: deny
+ALTER ROLE etl_loader SET session_replication_role = replica;
+-- case: pass
+ALTER ROLE etl_loader SET statement_timeout = '15min';

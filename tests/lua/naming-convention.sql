@@ -12,3 +12,8 @@ CREATE TABLE app.UserAccounts (Id bigint, CreatedAt timestamptz, CONSTRAINT user
 CREATE INDEX CONCURRENTLY accounts_email_idx ON app."LegacyAccounts" ("Email");
 -- case: pass
 ALTER TABLE app.accounts RENAME TO accounts_v2;
+-- case: warn
+CREATE TRIGGER "AuditOrders" AFTER INSERT ON app.orders FOR EACH ROW EXECUTE FUNCTION app.audit();
+-- case: pass
+CREATE EXTENSION IF NOT EXISTS "uuid-ossp";
+CREATE OPERATOR app.<-> (leftarg = point, rightarg = point, function = app.point_distance);

@@ -11,3 +11,7 @@ INSERT INTO orders_stage SELECT * FROM orders WHERE id < 1000;
 TRUNCATE orders_stage;
 -- case: pass
 DELETE FROM orders WHERE id < 1000;
+-- case: deny
+-- Created as staging.orders; this truncates orders in the search path.
+CREATE TABLE staging.orders (LIKE orders);
+TRUNCATE orders;
