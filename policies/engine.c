@@ -625,9 +625,11 @@ long policy_parse_duration(const char *s)
 		ms = v * 60000;
 	else if (!strcmp(end, "h"))
 		ms = v * 3600000;
+	else if (!strcmp(end, "d"))
+		ms = v * 86400000.0;
 	else
 		return -1;
-	if (ms > 2147483647.0)
+	if (ms > 9.0e15)
 		return -1;
 	return (long)ms;
 }
@@ -990,6 +992,8 @@ void policy_check_statement(struct policy_engine *e, const struct stmt_info *st,
 void policy_decide(struct policy_engine *e, const char *sql, const struct stmt_info *st,
 		   const struct policy_session *s, struct verdict *v)
 {
+	if (!e)
+		return;
 	policy_check_statement(e, st, s, v);
 	char reason[300];
 	if (v->kind == VERDICT_DENY && v->overridable &&

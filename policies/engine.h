@@ -44,6 +44,9 @@ struct policy_tx_stmt {
 	char *tag;
 	char *text;
 	char *strict_id;
+	char *fingerprint;          /* (the ledger's "nearest statement" hint) */
+	char *objects;              /* "schema.name,name" as written */
+	bool exempt;                /* touches a migration tool's bookkeeping: no staging-first */
 };
 
 /* A session holding (or waiting for) a lock on a relation. */

@@ -2210,3 +2210,35 @@ const char *stmt_lock_name(enum stmt_lock l)
 		return names[l];
 	return "?";
 }
+
+char *stmt_normalize(const char *sql)
+{
+	PgQueryNormalizeResult r = pg_query_normalize(sql);
+	char *out = NULL;
+	if (!r.error && r.normalized_query)
+		out = strdup(r.normalized_query);
+	pg_query_free_normalize_result(r);
+	return out;
+}
+
+const char *stmt_bookkeeping_tool(const char *schema, const char *name)
+{
+	/* The tables migration tools keep their own history in. Their DDL and DML are the
+	 * tool's bookkeeping, not the migration: exempt from staging-first. */
+	static const struct { const char *table, *tool; } known[] = {
+		{ "flyway_schema_history", "flyway" }, { "schema_version", "flyway" },
+		{ "alembic_version", "alembic" }, { "django_migrations", "django" },
+		{ "schema_migrations", "rails/dbmate" }, { "ar_internal_metadata", "rails" },
+		{ "knex_migrations", "knex" }, { "knex_migrations_lock", "knex" },
+		{ "pgmigrations", "node-pg-migrate" }, { "databasechangelog", "liquibase" },
+		{ "databasechangeloglock", "liquibase" }, { "_prisma_migrations", "prisma" },
+		{ "goose_db_version", "goose" }, { "__diesel_schema_migrations", "diesel" },
+		{ "gorp_migrations", "sql-migrate" },
+	};
+	if (schema && !strcmp(schema, "sqitch"))
+		return "sqitch";
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (!strcmp(name, known[i].table))
+			return known[i].tool;
+	return NULL;
+}

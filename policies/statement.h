@@ -113,6 +113,13 @@ bool stmt_fast_path_ex(const char *sql, size_t len, bool writes);
 
 const char *stmt_lock_name(enum stmt_lock l);
 
+/* `sql` with its constants replaced by $1, $2 … (libpg_query's normalize), malloc'd; NULL on
+ * failure. Used to keep secrets (passwords) out of records. */
+char *stmt_normalize(const char *sql);
+
+/* The migration tool whose bookkeeping table this is ("flyway", "alembic", …), or NULL. */
+const char *stmt_bookkeeping_tool(const char *schema, const char *name);
+
 /*
  * Does this statement go to the policies even when they do not ask for DML? Schema
  * changes, opaque statements (DO, CALL, function calls), anything that takes SHARE UPDATE

@@ -56,6 +56,8 @@ struct config *config_new(void)
 	c->policy_memory_mb = 64;
 	c->max_query_size = 64u << 20;
 	c->rules = xstrdup("off");
+	c->staging_environments = xstrdup("staging");
+	c->gated_environments = xstrdup("production");
 	c->lock_timeout = xstrdup("2s");
 	c->statement_timeout = xstrdup("30min");
 	c->small_table_rows = 10000;
@@ -74,6 +76,7 @@ static void route_free(struct route *r)
 	free(r->host);
 	free(r->dbname);
 	free(r->environment);
+	free(r->target);
 	free(r->server_tls_ca_file);
 	free(r);
 }
@@ -107,6 +110,9 @@ void config_unref(struct config *c)
 	free(c->debug_inject_query);
 	free(c->monitor_user);
 	free(c->rules);
+	free(c->staging_environments);
+	free(c->gated_environments);
+	free(c->ledger);
 	free(c->lock_timeout);
 	free(c->statement_timeout);
 	free(c->rule_levels);
@@ -187,6 +193,9 @@ bool config_set(struct config *c, const char *key, const char *v, char *err, siz
 		{ "debug_inject_query", &c->debug_inject_query },
 		{ "monitor_user", &c->monitor_user },
 		{ "rule_levels", &c->rule_levels },
+		{ "staging_environments", &c->staging_environments },
+		{ "gated_environments", &c->gated_environments },
+		{ "ledger", &c->ledger },
 		{ "lua_scripts_dir", &c->lua_scripts_dir },
 		{ "monitor_password", &c->monitor_password },
 	};
@@ -236,6 +245,13 @@ bool config_set(struct config *c, const char *key, const char *v, char *err, siz
 		if (policy_parse_duration(v) <= 0)
 			return errf(err, errlen, "invalid %s \"%s\" (e.g. 2s, 500ms, 30min)", key, v);
 		set_str(!strcmp(key, "lock_timeout") ? &c->lock_timeout : &c->statement_timeout, v);
+		return true;
+	}
+	if (!strcmp(key, "contract_window")) {
+		long ms = !strcmp(v, "off") || !strcmp(v, "0") ? 0 : policy_parse_duration(v);
+		if (ms < 0)
+			return errf(err, errlen, "invalid contract_window \"%s\" (off, or e.g. 14d, 36h)%s", v, "");
+		c->contract_window = ms / 1000;
 		return true;
 	}
 	if (!strcmp(key, "small_table_rows")) {
@@ -347,13 +363,15 @@ static bool route_kv(void *arg, const char *k, const char *v, char *err, size_t 
 		set_str(&r->dbname, v);
 	else if (!strcmp(k, "environment"))
 		set_str(&r->environment, v);
+	else if (!strcmp(k, "target"))
+		set_str(&r->target, v);
 	else if (!strcmp(k, "server_tls_sslmode")) {
 		if (!parse_tls_mode(v, &r->server_tls_mode) || r->server_tls_mode == TLS_ALLOW)
 			return errf(err, errlen, "invalid server_tls_sslmode \"%s\"%s", v, "");
 	} else if (!strcmp(k, "server_tls_ca_file"))
 		set_str(&r->server_tls_ca_file, v);
 	else
-		return errf(err, errlen, "unknown route option \"%s\" (host, port, dbname, environment, server_tls_sslmode, server_tls_ca_file)%s", k, "");
+		return errf(err, errlen, "unknown route option \"%s\" (host, port, dbname, environment, target, server_tls_sslmode, server_tls_ca_file)%s", k, "");
 	return true;
 }
 

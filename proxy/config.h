@@ -28,6 +28,7 @@ struct route {
 	int port;
 	char *dbname;               /* upstream database name; NULL keeps the client's */
 	char *environment;          /* e.g. "staging", "production" */
+	char *target;               /* the application's name in the staging ledger (NULL: the database) */
 	enum tls_mode server_tls_mode;
 	char *server_tls_ca_file;   /* NULL: the [ddlguard] default */
 	SSL_CTX *server_ctx;        /* built by tls_build(); NULL when TLS is disabled */
@@ -78,6 +79,10 @@ struct config {
 	char *lua_scripts_dir;      /* NULL: the installed library (or the source tree's) */
 	int retry_attempts;         /* lock-timeout retries: attempts in all (1 = none) */
 	int retry_budget;           /* ... and seconds from the first attempt */
+	char *staging_environments; /* environments whose commits are recorded in the ledger */
+	char *gated_environments;   /* environments that require a staging record */
+	char *ledger;               /* conninfo of the ledger; NULL: the first staging route */
+	long contract_window;       /* seconds a contract step waits after staging (0: off) */
 	char *monitor_user;         /* side connections (facts): user and password */
 	char *monitor_password;
 	int facts_cache_seconds;

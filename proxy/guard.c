@@ -10,6 +10,7 @@
 #include "policies/statement.h"
 #include "proxy/config.h"
 #include "proxy/facts.h"
+#include "proxy/ledger.h"
 #include "proxy/log.h"
 #include "proxy/session.h"
 
@@ -36,32 +37,68 @@ static void strv_truncate(char **v, int *n, int keep)
 		free(v[--*n]);
 }
 
+/* Forget the transaction's statements after the first `keep` (and what they created). */
+static void tx_truncate(struct guard_state *g, int keep, int keep_tx_created, int keep_created)
+{
+	while (g->ntx > keep) {
+		struct policy_tx_stmt *t = &g->tx[--g->ntx];
+		free(t->tag);
+		free(t->text);
+		free(t->strict_id);
+		free(t->fingerprint);
+		free(t->objects);
+	}
+	strv_truncate(g->tx_created, &g->ntx_created, keep_tx_created);
+	strv_truncate(g->created, &g->ncreated, keep_created);
+}
+
+static void marks_clear(struct guard_state *g, int keep)
+{
+	while (g->nmarks > keep)
+		free(g->marks[--g->nmarks].name);
+}
+
 void guard_free(struct guard_state *g)
 {
-	for (int i = 0; i < g->ntx; i++) {
-		free(g->tx[i].tag);
-		free(g->tx[i].text);
-		free(g->tx[i].strict_id);
-	}
+	tx_truncate(g, 0, 0, 0);
 	free(g->tx);
-	strv_truncate(g->tx_created, &g->ntx_created, 0);
 	free(g->tx_created);
-	strv_truncate(g->created, &g->ncreated, 0);
 	free(g->created);
+	marks_clear(g, 0);
+	free(g->marks);
 	memset(g, 0, sizeof(*g));
 }
 
 static void tx_reset(struct guard_state *g)
 {
-	for (int i = 0; i < g->ntx; i++) {
-		free(g->tx[i].tag);
-		free(g->tx[i].text);
-		free(g->tx[i].strict_id);
-	}
-	g->ntx = 0;
-	strv_truncate(g->tx_created, &g->ntx_created, 0);
 	/* Objects of a transaction that did not commit are forgotten. */
-	strv_truncate(g->created, &g->ncreated, g->ncommitted);
+	tx_truncate(g, 0, 0, g->ncommitted);
+	marks_clear(g, 0);
+}
+
+/* SAVEPOINT / ROLLBACK TO / RELEASE: what a rolled-back savepoint ran never commits. */
+static void savepoint(struct guard_state *g, const struct stmt_info *st)
+{
+	const char *name = st->savepoint ? st->savepoint : "";
+	int found = -1;
+	for (int i = g->nmarks - 1; i >= 0 && found < 0; i--)
+		if (!strcmp(g->marks[i].name, name))
+			found = i;
+	if (st->txctl == STMT_TX_SAVEPOINT) {
+		struct guard_mark *m = realloc(g->marks, (g->nmarks + 1) * sizeof(*m));
+		if (!m)
+			abort();
+		g->marks = m;
+		m[g->nmarks].name = xstrdup(name);
+		m[g->nmarks].ntx = g->ntx;
+		m[g->nmarks].ntx_created = g->ntx_created;
+		m[g->nmarks].ncreated = g->ncreated;
+		g->nmarks++;
+	} else if (st->txctl == STMT_TX_ROLLBACK_TO && found >= 0) {
+		tx_truncate(g, g->marks[found].ntx, g->marks[found].ntx_created, g->marks[found].ncreated);
+		marks_clear(g, found + 1);   /* the savepoint itself stays */
+	} else if (st->txctl == STMT_TX_RELEASE && found >= 0)
+		marks_clear(g, found);
 }
 
 static void fill_session(struct session *s, struct policy_session *ps)
@@ -88,9 +125,35 @@ static void remember(struct guard_state *g, const struct stmt_info *st)
 	if (!nt)
 		abort();
 	g->tx = nt;
-	nt[g->ntx].tag = xstrdup(st->tag);
-	nt[g->ntx].text = xstrdup(st->text);
-	nt[g->ntx].strict_id = xstrdup(st->strict_id_hex);
+	struct policy_tx_stmt *t = &nt[g->ntx];
+	memset(t, 0, sizeof(*t));
+	t->tag = xstrdup(st->tag);
+	t->strict_id = xstrdup(st->strict_id_hex);
+	t->fingerprint = xstrdup(st->fingerprint_hex);
+	/* Never keep a password: role and user-mapping statements are kept normalized. */
+	bool secret = strstr(st->tag, "ROLE") || strstr(st->tag, "USER");
+	t->text = secret ? stmt_normalize(st->text) : NULL;
+	if (!t->text)
+		t->text = xstrdup(secret ? st->tag : st->text);
+	struct pgw_buf objs = { 0 };
+	for (int i = 0; i < st->nobjects; i++) {
+		const struct stmt_object *o = &st->objects[i];
+		if (objs.len)
+			pgw_buf_put_u8(&objs, ',');
+		if (o->schema) {
+			pgw_buf_put(&objs, o->schema, strlen(o->schema));
+			pgw_buf_put_u8(&objs, '.');
+		}
+		pgw_buf_put(&objs, o->name, strlen(o->name));
+		if (stmt_bookkeeping_tool(o->schema, o->name)) {
+			t->exempt = true;
+			if (!g->tool)
+				g->tool = stmt_bookkeeping_tool(o->schema, o->name);
+		}
+	}
+	pgw_buf_put_u8(&objs, 0);
+	t->objects = xstrdup((const char *)objs.data);
+	pgw_buf_free(&objs);
 	g->ntx++;
 	for (int i = 0; i < st->nobjects; i++) {
 		const struct stmt_object *o = &st->objects[i];
@@ -118,6 +181,7 @@ void guard_ready(void *arg, uint8_t status, bool error, const char *last_tag)
 	bool committed = !strcmp(last_tag, "COMMIT") ||
 			 (!error && strcmp(last_tag, "ROLLBACK") != 0);
 	if (committed) {
+		ledger_record_commit(s);
 		if (s->cfg->policy) {
 			struct policy_session ps;
 			fill_session(s, &ps);
@@ -533,12 +597,21 @@ bool guard_inspect(void *arg, uint8_t type, const uint8_t *msg, size_t len,
 	}
 	/* After a fetch the held message is inspected again: use what arrived (even if the
 	 * cache keeps nothing), rather than fetching forever. */
-	enum facts_status fs = nnames && !s->facts_fetched ? facts_prefetch(s, names, nnames) : FACTS_READY;
+	bool just_fetched = s->facts_fetched;
+	enum facts_status fs = nnames && !just_fetched ? facts_prefetch(s, names, nnames) : FACTS_READY;
 	s->facts_fetched = false;
 	for (int i = 0; i < nnames; i++)
 		free(names[i]);
 	if (fs == FACTS_PENDING) {
 		slog_debug(s, "waiting for facts about %d relations", nnames);
+		s->relay.inspect_wait = true;
+		stmt_list_free(&l);
+		return true;
+	}
+	/* Then, in a gated environment, what the staging ledger says (the facts are cached
+	 * by now, so the re-inspection after this wait fetches nothing). */
+	if (ledger_prefetch(s, &l, just_fetched) == LEDGER_PENDING) {
+		slog_debug(s, "waiting for the staging ledger");
 		s->relay.inspect_wait = true;
 		stmt_list_free(&l);
 		return true;
@@ -555,11 +628,15 @@ bool guard_inspect(void *arg, uint8_t type, const uint8_t *msg, size_t len,
 			ps.tx_status = 'T';
 		else if (st->txctl == STMT_TX_COMMIT || st->txctl == STMT_TX_ROLLBACK)
 			ps.tx_status = 'I';
+		else if (st->txctl == STMT_TX_SAVEPOINT || st->txctl == STMT_TX_ROLLBACK_TO ||
+			 st->txctl == STMT_TX_RELEASE)
+			savepoint(&s->guard, st);
 		if (!stmt_guarded(st) && !dml && !(writes && stmt_is_write(st)))
 			continue;
 		struct verdict sv;
 		verdict_init(&sv);
 		policy_decide(e, text, st, &ps, &sv);
+		ledger_gate(s, st, &sv);
 		if (sv.policy_error)
 			slog_error(s, "policy failure (%s): %s", s->cfg->policy_fail_open ? "allowed" : "denied",
 				   policy_last_error(e));

@@ -26,6 +26,12 @@
 struct session;
 struct evbuffer;
 
+/* Where a savepoint was taken in the transaction's statement list. */
+struct guard_mark {
+	char *name;
+	int ntx, ntx_created, ncreated;
+};
+
 struct guard_state {
 	struct policy_tx_stmt *tx;   /* DDL forwarded in the current transaction (owned) */
 	int ntx;
@@ -34,6 +40,9 @@ struct guard_state {
 	char **created;              /* tx_created of committed transactions, then this tx's (owned) */
 	int ncreated, ncommitted;
 	unsigned inject_seq;         /* names of ddlguard's own prepared statements */
+	struct guard_mark *marks;    /* open savepoints (owned) */
+	int nmarks;
+	const char *tool;            /* migration tool seen by its bookkeeping (static) */
 	uint64_t allowed, denied, warned, unparsed;
 };
 

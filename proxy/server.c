@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "proxy/facts.h"
+#include "proxy/ledger.h"
 #include "proxy/sideconn.h"
 #include "proxy/log.h"
 #include "proxy/session.h"
@@ -329,6 +330,7 @@ void server_free(struct server *srv)
 	while (srv->sessions)
 		event_base_loop(srv->base, EVLOOP_NONBLOCK);
 	facts_shutdown(srv);
+	ledger_shutdown(srv);
 	side_shutdown(srv);
 	for (int i = 0; i < srv->nsig; i++)
 		event_free(srv->sig_events[i]);

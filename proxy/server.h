@@ -16,6 +16,7 @@ struct evconnlistener;
 struct session;
 struct facts_state;
 struct side_conn;
+struct ledger_state;
 
 #define SERVER_MAX_LISTENERS 16
 #define SERVER_KEYMAP_SIZE 4096   /* buckets; chains hold the rest */
@@ -60,6 +61,7 @@ struct server {
 	struct server_stats stats;
 	struct facts_state *facts;          /* live facts cache and waiters (facts.c) */
 	struct side_conn *sideconns;        /* ddlguard's own connections (sideconn.c) */
+	struct ledger_state *ledger;        /* staging-first lookups and cache (ledger.c) */
 };
 
 bool server_init(struct server *srv, const struct cli_opts *opts, char *err, size_t errlen);

@@ -21,6 +21,7 @@
 #include "proxy/cancel.h"
 #include "proxy/config.h"
 #include "proxy/facts.h"
+#include "proxy/ledger.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
 #include "proxy/tls.h"
@@ -219,6 +220,7 @@ static void free_cb(evutil_socket_t fd, short what, void *arg)
 		free(s->password);
 	}
 	facts_forget_session(s);
+	ledger_forget_session(s);
 	if (s->retry_ev)
 		event_free(s->retry_ev);
 	if (s->resume_ev)
@@ -870,7 +872,7 @@ static void auth_message(struct session *s, uint8_t t, const uint8_t *msg, size_
 		s->relay.map_pid = map_notify_pid;
 		s->relay.pid_arg = s;
 		s->srv->stats.logins++;
-		if (s->cfg->policy) {
+		if (s->cfg->policy || ledger_is_staging(s) || ledger_is_gated(s)) {
 			/* From here on every Query and Parse is seen by the guard. */
 			s->relay.inspect = guard_inspect;
 			s->relay.inspect_arg = s;
