@@ -2,10 +2,15 @@
 -- The earlier statements of the transaction are known only by their text, so the value is
 -- read from it, and a "use" is the value's quoted literal in a later statement's text.
 
--- The labels added by the ALTER TYPE … ADD VALUE statements run so far in this transaction.
+-- Looking back over every earlier statement for every statement would make a long
+-- transaction quadratic: look at the last LOOK_BACK guarded statements only.
+local LOOK_BACK = 200
+
+-- The labels added by the latest ALTER TYPE … ADD VALUE statements of this transaction.
 local function added_values(session)
-  local values = {}
-  for _, s in ipairs(session.statements) do
+  local values, n = {}, #session.statements
+  for i = n, math.max(1, n - LOOK_BACK + 1), -1 do
+    local s = session.statements[i]
     local from = s.tag == "ALTER TYPE" and string.find(string.lower(s.text), "add%s+value%s")
     if from then
       values[#values + 1] = string.match(s.text, "'(.-)'", from)  -- the first literal after it
@@ -27,7 +32,8 @@ return {
   override = true,
   check = function(stmt, session, ctx)
     -- ADD VALUE … AFTER a new value and RENAME VALUE of one are allowed.
-    if stmt.node == "AlterEnumStmt" then return nil end
+    -- A statement without a quoted literal cannot use a value.
+    if stmt.node == "AlterEnumStmt" or not string.find(stmt.text, "'", 1, true) then return nil end
     for _, v in ipairs(added_values(session)) do
       if string.find(stmt.text, "'" .. v .. "'", 1, true) then
         return "enum value '" .. v .. "' was added in this transaction: " .. stmt.tag

@@ -2,6 +2,10 @@
 -- The earlier statements of the transaction are known only by their text, so the table an
 -- earlier ALTER TABLE changed is read from it.
 
+-- Looking back over every earlier statement for every statement would make a long
+-- transaction quadratic: look at the last LOOK_BACK guarded statements only.
+local LOOK_BACK = 200
+
 -- "app.users" from "/* … */ ALTER TABLE IF EXISTS ONLY app.users …", in lower case.
 local function altered_table(text)
   local s = string.lower(text):gsub("/%*.-%*/", ""):gsub("%-%-[^\n]*", "")
@@ -31,8 +35,9 @@ return {
       -- VALIDATE belongs in a transaction of its own (validate-in-same-transaction), not merged.
       if c.name == "VALIDATE CONSTRAINT" then return nil end
     end
-    local name = string.lower(qualified(t))
-    for _, s in ipairs(session.statements) do
+    local name, n = string.lower(qualified(t)), #session.statements
+    for i = n, math.max(1, n - LOOK_BACK + 1), -1 do
+      local s = session.statements[i]
       if s.tag == "ALTER TABLE" and altered_table(s.text) == name then
         return "another ALTER TABLE on " .. qualified(t)
             .. " in this transaction: combine them into one ALTER TABLE"

@@ -6,24 +6,28 @@ local PATTERN = "^[a-z_][a-z0-9_]*$"   -- lower-case snake_case
 -- Objects whose names the convention covers (not operators, extensions, roles …).
 local kinds = { table = true, index = true, sequence = true, view = true, ["materialized view"] = true,
                 ["function"] = true, type = true, schema = true }
--- Fields of the parse tree that hold a name being given: column, constraint, trigger and
--- policy names, and the new name of RENAME … TO.
-local name_fields = { colname = true, conname = true, trigname = true, policy_name = true,
-                      newname = true }
 
--- The names a statement gives.
+-- The names a statement gives: the objects it creates; the columns and constraints of
+-- CREATE TABLE, CREATE TYPE … AS (…) and ALTER TABLE ADD; the trigger of CREATE TRIGGER,
+-- the policy of CREATE POLICY; the new name of RENAME … TO. (Only these parts of the parse
+-- tree are read: expressions and queries use names, they do not give them.)
 local function new_names(stmt)
-  local out = {}
+  local t, out = stmt.tree, {}
+  local function add(name) if name then out[#out + 1] = name end end
+  local function definition(d)   -- a ColumnDef or a Constraint
+    add(d.colname or d.conname)
+    for _, c in ipairs(d.constraints or {}) do add(c.conname) end
+  end
   for _, o in ipairs(stmt.objects) do
-    if o.created and kinds[o.kind] then out[#out + 1] = o.name end
+    if o.created and kinds[o.kind] then add(o.name) end
   end
-  local function walk(node)
-    for k, v in pairs(node) do
-      if type(v) == "userdata" then walk(v)
-      elseif name_fields[k] then out[#out + 1] = v end
-    end
+  for _, e in ipairs(t.table_elts or t.coldeflist or {}) do definition(e) end
+  for _, c in ipairs(t.cmds or {}) do
+    if c.subtype == "AT_AddColumn" or c.subtype == "AT_AddConstraint" then definition(c.def) end
   end
-  walk(stmt.tree)
+  if t.node_type == "CreateTrigStmt" then add(t.trigname) end
+  if t.node_type == "CreatePolicyStmt" then add(t.policy_name) end
+  if t.node_type == "RenameStmt" then add(t.newname) end
   return out
 end
 

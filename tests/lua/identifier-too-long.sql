@@ -12,3 +12,9 @@ CREATE TABLE app.notifications (id bigint, delivered_to_the_primary_mobile_devic
 COMMENT ON TABLE app.notifications IS 'one row per notification that was sent to some device of the recipient, in any channel';
 -- case: pass
 ALTER TABLE app.notifications ADD COLUMN note text DEFAULT 'a default that is exactly sixty-three bytes long, one two three';
+-- case: warn
+CREATE TABLE "app"."Customer Accounts Imported From The Legacy Billing System In 2019 Q3" (id bigint);
+-- case: pass
+CREATE TABLE app.imports (id bigint, source text DEFAULT 'https://legacy.example.com/billing/export/customer-accounts-imported-2019-q3.csv');
+-- case: pass
+CREATE FUNCTION app.f() RETURNS text LANGUAGE sql AS $$ SELECT 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa' $$;
