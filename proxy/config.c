@@ -113,6 +113,7 @@ void config_unref(struct config *c)
 	free(c->staging_environments);
 	free(c->gated_environments);
 	free(c->ledger);
+	free(c->audit_log);
 	free(c->lock_timeout);
 	free(c->statement_timeout);
 	free(c->rule_levels);
@@ -196,6 +197,7 @@ bool config_set(struct config *c, const char *key, const char *v, char *err, siz
 		{ "staging_environments", &c->staging_environments },
 		{ "gated_environments", &c->gated_environments },
 		{ "ledger", &c->ledger },
+		{ "audit_log", &c->audit_log },
 		{ "lua_scripts_dir", &c->lua_scripts_dir },
 		{ "monitor_password", &c->monitor_password },
 	};
@@ -245,6 +247,12 @@ bool config_set(struct config *c, const char *key, const char *v, char *err, siz
 		if (policy_parse_duration(v) <= 0)
 			return errf(err, errlen, "invalid %s \"%s\" (e.g. 2s, 500ms, 30min)", key, v);
 		set_str(!strcmp(key, "lock_timeout") ? &c->lock_timeout : &c->statement_timeout, v);
+		return true;
+	}
+	if (!strcmp(key, "audit_failure")) {
+		if (strcmp(v, "closed") && strcmp(v, "open"))
+			return errf(err, errlen, "invalid audit_failure \"%s\" (closed or open)%s", v, "");
+		c->audit_fail_open = !strcmp(v, "open");
 		return true;
 	}
 	if (!strcmp(key, "contract_window")) {

@@ -83,6 +83,8 @@ struct config {
 	char *gated_environments;   /* environments that require a staging record */
 	char *ledger;               /* conninfo of the ledger; NULL: the first staging route */
 	long contract_window;       /* seconds a contract step waits after staging (0: off) */
+	char *audit_log;            /* JSON Lines audit log path; NULL: none */
+	bool audit_fail_open;       /* audit_failure = open */
 	char *monitor_user;         /* side connections (facts): user and password */
 	char *monitor_password;
 	int facts_cache_seconds;

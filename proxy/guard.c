@@ -9,6 +9,7 @@
 
 #include "policies/statement.h"
 #include "proxy/config.h"
+#include "proxy/audit.h"
 #include "proxy/facts.h"
 #include "proxy/ledger.h"
 #include "proxy/log.h"
@@ -37,6 +38,137 @@ static void strv_truncate(char **v, int *n, int keep)
 		free(v[--*n]);
 }
 
+static double wall_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void audit_free(struct guard_audit *a)
+{
+	free(a->tag);
+	free(a->objects);
+	free(a->strict_id);
+	free(a->fingerprint);
+	free(a->text);
+	free(a->decision);
+	free(a->rule);
+	free(a->reason);
+}
+
+/* The session fields every record carries. */
+static void audit_session(struct audit_record *r, struct session *s)
+{
+	audit_int(r, "session", (long long)s->id);
+	audit_str(r, "user", s->user);
+	audit_str(r, "database", s->database);
+	audit_str(r, "application_name", s->app);
+	audit_str(r, "client_addr", s->client_addr);
+	audit_bool(r, "tls", s->client.ssl != NULL);
+	audit_str(r, "environment", s->route ? s->route->environment : NULL);
+}
+
+static void audit_statement(struct session *s, const struct guard_audit *a, const char *outcome,
+			    const char *sqlstate, long long rows, bool has_rows)
+{
+	struct audit_record *r = audit_begin("statement");
+	if (!r)
+		return;
+	audit_session(r, s);
+	audit_str(r, "command_tag", a->tag);
+	audit_str(r, "objects", a->objects);
+	audit_str(r, "strict_id", a->strict_id);
+	audit_str(r, "fingerprint", a->fingerprint);
+	audit_str(r, "statement", a->text);
+	audit_str(r, "decision", a->decision);
+	audit_str(r, "rule", a->rule);
+	audit_str(r, "reason", a->reason);
+	audit_str(r, "outcome", outcome);
+	audit_str(r, "sqlstate", sqlstate && *sqlstate ? sqlstate : NULL);
+	if (has_rows)
+		audit_int(r, "rows", rows);
+	audit_num(r, "duration_ms", (wall_now() - a->started) * 1000);
+	audit_int(r, "retries", s->guard.retries);
+	audit_num(r, "lock_wait_ms", s->guard.lock_wait * 1000);
+	audit_write(r);
+}
+
+/* Text safe to keep: role and user-mapping statements normalized (no password). */
+static char *safe_text(const struct stmt_info *st)
+{
+	bool secret = strstr(st->tag, "ROLE") || strstr(st->tag, "USER") || strstr(st->tag, "SERVER");
+	char *t = secret ? stmt_normalize(st->text) : NULL;
+	if (!t)
+		t = strdup(secret ? st->tag : st->text);
+	return t;
+}
+
+static void audit_pending(struct session *s, const struct stmt_info *st, const struct verdict *v,
+			  const char *decision)
+{
+	if (!audit_enabled())
+		return;
+	struct guard_state *g = &s->guard;
+	struct guard_audit a = { 0 };
+	a.tag = strdup(st->tag);
+	a.strict_id = strdup(st->strict_id_hex);
+	a.fingerprint = strdup(st->fingerprint_hex);
+	a.text = safe_text(st);
+	a.decision = strdup(decision);
+	a.rule = v->rule ? strdup(v->rule) : (v->nwarnings && v->warnings[0].rule ? strdup(v->warnings[0].rule) : NULL);
+	a.reason = v->message ? strdup(v->message) : (v->nwarnings ? strdup(v->warnings[0].message) : NULL);
+	a.started = wall_now();
+	struct pgw_buf objs = { 0 };
+	for (int i = 0; i < st->nobjects; i++) {
+		const struct stmt_object *o = &st->objects[i];
+		if (objs.len)
+			pgw_buf_put_u8(&objs, ',');
+		if (o->schema) {
+			pgw_buf_put(&objs, o->schema, strlen(o->schema));
+			pgw_buf_put_u8(&objs, '.');
+		}
+		pgw_buf_put(&objs, o->name, strlen(o->name));
+	}
+	pgw_buf_put_u8(&objs, 0);
+	a.objects = strdup((const char *)objs.data);
+	pgw_buf_free(&objs);
+	if (!strcmp(decision, "deny")) {
+		/* It never runs: its outcome is known now. */
+		audit_statement(s, &a, "denied", v->sqlstate, 0, false);
+		audit_free(&a);
+		return;
+	}
+	struct guard_audit *np = realloc(g->pending, (g->npending + 1) * sizeof(*np));
+	if (!np)
+		abort();
+	g->pending = np;
+	np[g->npending++] = a;
+}
+
+/* The outcome of what was pending arrived with this ReadyForQuery. */
+static void audit_outcomes(struct session *s, bool error, const char *tag)
+{
+	struct guard_state *g = &s->guard;
+	if (!g->npending)
+		return;
+	long long rows = 0;
+	bool has_rows = false;
+	const char *sp = tag ? strrchr(tag, ' ') : NULL;
+	if (sp && sp[1] >= '0' && sp[1] <= '9') {
+		rows = atoll(sp + 1);
+		has_rows = true;
+	}
+	for (int i = 0; i < g->npending; i++) {
+		audit_statement(s, &g->pending[i], error ? "error" : "ok", error ? s->relay.last_sqlstate : NULL,
+				rows, has_rows && !error);
+		audit_free(&g->pending[i]);
+	}
+	g->npending = 0;
+	g->retries = 0;
+	g->lock_wait = 0;
+}
+
 /* Forget the transaction's statements after the first `keep` (and what they created). */
 static void tx_truncate(struct guard_state *g, int keep, int keep_tx_created, int keep_created)
 {
@@ -60,6 +192,9 @@ static void marks_clear(struct guard_state *g, int keep)
 
 void guard_free(struct guard_state *g)
 {
+	for (int i = 0; i < g->npending; i++)
+		audit_free(&g->pending[i]);
+	free(g->pending);
 	tx_truncate(g, 0, 0, 0);
 	free(g->tx);
 	free(g->tx_created);
@@ -131,10 +266,9 @@ static void remember(struct guard_state *g, const struct stmt_info *st)
 	t->strict_id = xstrdup(st->strict_id_hex);
 	t->fingerprint = xstrdup(st->fingerprint_hex);
 	/* Never keep a password: role and user-mapping statements are kept normalized. */
-	bool secret = strstr(st->tag, "ROLE") || strstr(st->tag, "USER");
-	t->text = secret ? stmt_normalize(st->text) : NULL;
+	t->text = safe_text(st);
 	if (!t->text)
-		t->text = xstrdup(secret ? st->tag : st->text);
+		abort();
 	struct pgw_buf objs = { 0 };
 	for (int i = 0; i < st->nobjects; i++) {
 		const struct stmt_object *o = &st->objects[i];
@@ -173,6 +307,7 @@ void guard_ready(void *arg, uint8_t status, bool error, const char *last_tag)
 {
 	struct session *s = arg;
 	struct guard_state *g = &s->guard;
+	audit_outcomes(s, error, last_tag);
 	if (status != 'I' || (g->ntx == 0 && g->ntx_created == 0))
 		return;
 	/* Back to idle: the transaction (explicit or implicit) ended. It committed when no
@@ -180,6 +315,22 @@ void guard_ready(void *arg, uint8_t status, bool error, const char *last_tag)
 	 * transaction's COMMIT reports ROLLBACK). */
 	bool committed = !strcmp(last_tag, "COMMIT") ||
 			 (!error && strcmp(last_tag, "ROLLBACK") != 0);
+	struct audit_record *r = audit_begin("transaction");
+	if (r) {
+		audit_session(r, s);
+		audit_str(r, "outcome", committed ? "committed" : "rolled back");
+		struct pgw_buf ids = { 0 };
+		for (int i = 0; i < g->ntx; i++) {
+			if (ids.len)
+				pgw_buf_put_u8(&ids, ',');
+			pgw_buf_put(&ids, g->tx[i].strict_id, strlen(g->tx[i].strict_id));
+		}
+		pgw_buf_put_u8(&ids, 0);
+		audit_str(r, "statements", (const char *)ids.data);
+		audit_int(r, "count", g->ntx);
+		pgw_buf_free(&ids);
+		audit_write(r);
+	}
 	if (committed) {
 		ledger_record_commit(s);
 		if (s->cfg->policy) {
@@ -474,6 +625,7 @@ bool guard_retry(void *arg, struct relay_extra *x, const struct pgw_error_fields
 	if (rt->attempt == 0)
 		rt->started = now;
 	rt->attempt++;
+	s->guard.retries = rt->attempt;
 	if (rt->attempt >= s->cfg->retry_attempts || now - rt->started >= s->cfg->retry_budget) {
 		slog_info(s, "retry: %s gave up after %d attempts (%.1f s)", rt->what, rt->attempt, now - rt->started);
 		return false;
@@ -637,6 +789,9 @@ bool guard_inspect(void *arg, uint8_t type, const uint8_t *msg, size_t len,
 		verdict_init(&sv);
 		policy_decide(e, text, st, &ps, &sv);
 		ledger_gate(s, st, &sv);
+		if (audit_enabled() && !audit_ok() && !s->cfg->audit_fail_open)
+			verdict_deny(&sv, "58030", "audit", "ddlguard cannot write its audit log, so it does not run schema changes",
+				     NULL, "Fix the audit_log file (disk, permissions) and send SIGHUP, or set audit_failure = open.");
 		if (sv.policy_error)
 			slog_error(s, "policy failure (%s): %s", s->cfg->policy_fail_open ? "allowed" : "denied",
 				   policy_last_error(e));
@@ -656,6 +811,7 @@ bool guard_inspect(void *arg, uint8_t type, const uint8_t *msg, size_t len,
 			s->guard.allowed++;
 			slog_debug(s, "decision: allow %s %s", st->tag, objects_str(st, objs, sizeof(objs)));
 		}
+		audit_pending(s, st, &sv, sv.kind == VERDICT_DENY ? "deny" : sv.nwarnings ? "warn" : "allow");
 		verdict_merge(&v, &sv);
 		if (denied >= 0)
 			break;  /* the server stops at the first error: nothing after it runs */

@@ -32,6 +32,13 @@ struct guard_mark {
 	int ntx, ntx_created, ncreated;
 };
 
+/* A guarded statement's audit record, written when its outcome is known. */
+struct guard_audit {
+	char *tag, *objects, *strict_id, *fingerprint, *text;   /* (owned) */
+	char *decision, *rule, *reason;                         /* (owned; rule/reason may be NULL) */
+	double started;
+};
+
 struct guard_state {
 	struct policy_tx_stmt *tx;   /* DDL forwarded in the current transaction (owned) */
 	int ntx;
@@ -43,6 +50,10 @@ struct guard_state {
 	struct guard_mark *marks;    /* open savepoints (owned) */
 	int nmarks;
 	const char *tool;            /* migration tool seen by its bookkeeping (static) */
+	struct guard_audit *pending; /* statements sent, outcome not yet known (owned) */
+	int npending;
+	int retries;                 /* retries of the statement in flight */
+	double lock_wait;            /* seconds it waited for a lock (monitor) */
 	uint64_t allowed, denied, warned, unparsed;
 };
 

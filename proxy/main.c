@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proxy/audit.h"
 #include "proxy/check.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
@@ -26,6 +27,7 @@ static void usage(FILE *fp)
 "  ddlguard run [OPTIONS] -- COMMAND…    run COMMAND through a private ddlguard\n"
 "  ddlguard check [OPTIONS] FILE…        run the policies over migration files offline\n"
 "                                        (ddlguard check --help)\n"
+"  ddlguard audit verify FILE            check the audit log's hash chain\n"
 "\n"
 "Options:\n"
 "  -c, --config FILE          INI configuration file ([ddlguard] and [databases])\n"
@@ -49,6 +51,8 @@ int main(int argc, char **argv)
 	struct cli_opts opts = { 0 };
 	if (argc > 1 && !strcmp(argv[1], "check"))
 		return check_main(argc - 1, argv + 1);
+	if (argc > 1 && !strcmp(argv[1], "audit"))
+		return audit_verify_main(argc - 1, argv + 1);
 	bool check_only = false;
 	bool run_mode = argc > 1 && !strcmp(argv[1], "run");
 	if (run_mode) {

@@ -632,8 +632,17 @@ enum relay_result relay_server_data(struct relay *r, struct evbuffer *in, struct
 			continue;
 		}
 		if (action != RELAY_SWALLOW) {
-			if (hdr[0] == 'E')
+			if (hdr[0] == 'E') {
 				r->seg_error = true;
+				/* Keep its SQLSTATE for the audit log (errors are short and rare). */
+				if (r->on_ready && len < 4096 && avail - off >= (size_t)len + 1) {
+					uint8_t body[4096];
+					struct pgw_error_fields f;
+					peek(in, off + PGW_HDR_LEN, body, len - 4);
+					if (pgw_parse_error(body, len - 4, &f) == PGW_OK && f.sqlstate)
+						snprintf(r->last_sqlstate, sizeof(r->last_sqlstate), "%s", f.sqlstate);
+				}
+			}
 			else if (hdr[0] == 'C' && r->on_ready) {
 				/* Keep the command tag (COMMIT, ROLLBACK …) for commit detection. */
 				if (len > 64)
@@ -653,6 +662,7 @@ enum relay_result relay_server_data(struct relay *r, struct evbuffer *in, struct
 					r->on_ready(r->ready_arg, status, r->seg_error, r->last_tag);
 				r->seg_error = false;
 				r->last_tag[0] = 0;
+				r->last_sqlstate[0] = 0;
 			}
 		}
 		account(r, hdr[0]);

@@ -149,6 +149,7 @@ struct relay {
 	struct pgw_buf held_error;  /* its ErrorResponse and ReadyForQuery, if retrying stops */
 	bool seg_error;             /* an ErrorResponse since the last ReadyForQuery */
 	char last_tag[24];          /* the last CommandComplete tag (truncated) */
+	char last_sqlstate[6];      /* the last forwarded error's SQLSTATE (with on_ready) */
 
 	char error_sqlstate[6];     /* set with RELAY_PROTOCOL_ERROR */
 	char error_message[160];

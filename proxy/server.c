@@ -14,8 +14,10 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include "policies/engine.h"
 #include <unistd.h>
 
+#include "proxy/audit.h"
 #include "proxy/facts.h"
 #include "proxy/ledger.h"
 #include "proxy/sideconn.h"
@@ -239,6 +241,10 @@ bool server_reload(struct server *srv)
 	struct config *c = config_load(&srv->opts, err, sizeof(err));
 	if (!c || !tls_build(c, err, sizeof(err))) {
 		log_error("reload failed, keeping the previous configuration: %s", err);
+		struct audit_record *r = audit_begin("policy_reload");
+		audit_str(r, "outcome", "failed");
+		audit_str(r, "error", err);
+		audit_write(r);
 		config_unref(c);
 		return false;
 	}
@@ -247,8 +253,18 @@ bool server_reload(struct server *srv)
 	if (!log_open(c->logfile, err, sizeof(err)))
 		log_error("%s", err);
 	log_current_level = c->log_level;
+	bool same_audit = (c->audit_log && srv->cfg->audit_log && !strcmp(c->audit_log, srv->cfg->audit_log)) ||
+			  (!c->audit_log && !srv->cfg->audit_log);
 	config_unref(srv->cfg);
 	srv->cfg = c;
+	/* Reopen for logrotate (the chain continues), or switch to a new file. */
+	if (!(same_audit ? audit_reopen(err, sizeof(err)) : audit_open(c->audit_log, err, sizeof(err))))
+		log_error("%s", err);
+	struct audit_record *r = audit_begin("policy_reload");
+	audit_str(r, "outcome", "ok");
+	audit_int(r, "policies", policy_engine_count(c->policy));
+	audit_int(r, "rules", policy_engine_rule_count(c->policy));
+	audit_write(r);
 	log_info("configuration reloaded");
 	return true;
 }
@@ -296,6 +312,8 @@ bool server_init(struct server *srv, const struct cli_opts *opts, char *err, siz
 		return false;
 	if (!log_open(srv->cfg->logfile, err, errlen))
 		return false;
+	if (!audit_open(srv->cfg->audit_log, err, errlen))
+		return false;
 	log_current_level = srv->cfg->log_level;
 	srv->base = event_base_new();
 	if (!srv->base) {
@@ -340,6 +358,7 @@ void server_free(struct server *srv)
 		event_free(srv->accept_pause);
 	config_unref(srv->cfg);
 	srv->cfg = NULL;
+	audit_close();
 	if (srv->base)
 		event_base_free(srv->base);
 	srv->base = NULL;

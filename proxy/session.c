@@ -18,6 +18,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "proxy/audit.h"
 #include "proxy/cancel.h"
 #include "proxy/config.h"
 #include "proxy/facts.h"
@@ -279,8 +280,19 @@ void session_close(struct session *s, const char *reason)
 		return;
 	if (s->is_cancel)
 		slog_debug(s, "cancel connection closed: %s", reason);
-	else if (s->logged_in)
+	else if (s->logged_in) {
 		slog_info(s, "closing: %s", reason);
+		struct audit_record *ar = audit_begin("session_end");
+		if (ar) {
+			audit_int(ar, "session", (long long)s->id);
+			audit_str(ar, "user", s->user);
+			audit_str(ar, "database", s->database);
+			audit_str(ar, "reason", reason);
+			audit_int(ar, "queries", (long long)s->relay.stats.queries);
+			audit_int(ar, "parses", (long long)s->relay.stats.parses);
+			audit_write(ar);
+		}
+	}
 	else
 		slog_info(s, "login failed: %s", reason);
 	if (!s->logged_in && !s->is_cancel && s->user)
@@ -872,7 +884,18 @@ static void auth_message(struct session *s, uint8_t t, const uint8_t *msg, size_
 		s->relay.map_pid = map_notify_pid;
 		s->relay.pid_arg = s;
 		s->srv->stats.logins++;
-		if (s->cfg->policy || ledger_is_staging(s) || ledger_is_gated(s)) {
+		struct audit_record *ar = audit_begin("session_start");
+		if (ar) {
+			audit_int(ar, "session", (long long)s->id);
+			audit_str(ar, "user", s->user);
+			audit_str(ar, "database", s->database);
+			audit_str(ar, "application_name", s->app);
+			audit_str(ar, "client_addr", s->client_addr);
+			audit_bool(ar, "tls", s->client.ssl != NULL);
+			audit_str(ar, "environment", s->route->environment);
+			audit_write(ar);
+		}
+		if (s->cfg->policy || ledger_is_staging(s) || ledger_is_gated(s) || audit_enabled()) {
 			/* From here on every Query and Parse is seen by the guard. */
 			s->relay.inspect = guard_inspect;
 			s->relay.inspect_arg = s;
