@@ -20,7 +20,7 @@ struct policy {
 	char *file;                  /* path as configured (owned) */
 	char *name;                  /* basename without .lua: the default rule id (owned) */
 	int env_ref;                 /* registry reference to its environment table */
-	bool has_statement, has_connect, has_commit;
+	bool has_statement, has_connect, has_commit, has_lock_wait;
 };
 
 struct policy_engine {
@@ -177,6 +177,7 @@ static const char prelude[] =
 	"function warn(t, hint) if type(t) == 'string' then t = { message = t, hint = hint } end\n"
 	"  t = t or {}; t.action = 'warn'; return t end\n"
 	"function set(t) t = t or {}; t.action = 'set'; return t end\n"
+	"function cancel() return { action = 'cancel' } end\n"
 	"LOCK = { NONE = 0, ACCESS_SHARE = 1, ROW_SHARE = 2, ROW_EXCLUSIVE = 3,\n"
 	"  SHARE_UPDATE_EXCLUSIVE = 4, SHARE = 5, SHARE_ROW_EXCLUSIVE = 6, EXCLUSIVE = 7,\n"
 	"  ACCESS_EXCLUSIVE = 8 }\n"
@@ -535,6 +536,9 @@ struct policy_engine *policy_engine_load(const struct policy_options *o, char *e
 		p->has_connect = lua_isfunction(e->L, -1);
 		lua_getfield(e->L, -3, "on_commit");
 		p->has_commit = lua_isfunction(e->L, -1);
+		lua_getfield(e->L, -4, "on_lock_wait");
+		p->has_lock_wait = lua_isfunction(e->L, -1);
+		lua_pop(e->L, 1);
 		lua_getfield(e->L, -4, "see_dml");
 		if (lua_toboolean(e->L, -1))
 			e->wants_dml = true;
@@ -542,8 +546,8 @@ struct policy_engine *policy_engine_load(const struct policy_options *o, char *e
 		if (lua_toboolean(e->L, -1))
 			e->wants_writes = true;
 		lua_pop(e->L, 5);
-		if (!p->has_statement && !p->has_connect && !p->has_commit) {
-			snprintf(err, errlen, "%s: defines none of on_statement, on_connect, on_commit", p->file);
+		if (!p->has_statement && !p->has_connect && !p->has_commit && !p->has_lock_wait) {
+			snprintf(err, errlen, "%s: defines none of on_statement, on_connect, on_commit, on_lock_wait", p->file);
 			goto fail;
 		}
 		p->env_ref = luaL_ref(e->L, LUA_REGISTRYINDEX);
@@ -894,6 +898,10 @@ static bool read_decision(lua_State *L, int t, const struct policy *p, struct ve
 		verdict_merge(v, &d);
 		return true;
 	}
+	if (!strcmp(action, "cancel")) {
+		v->cancel = true;
+		return true;
+	}
 	snprintf(why, whylen, "unknown action \"%s\"", action);
 	return false;
 }
@@ -1020,6 +1028,51 @@ void policy_check_connect(struct policy_engine *e, const struct policy_session *
 		call_hook(e, p, "on_connect", 1, v, true);
 	}
 	e->current = NULL;
+}
+
+static void push_holders(lua_State *L, const struct policy_holder *h, int n, const char *wait_key)
+{
+	lua_createtable(L, n, 0);
+	for (int i = 0; i < n; i++) {
+		lua_createtable(L, 0, 6);
+		set_int(L, "pid", h[i].pid);
+		set_str(L, "application_name", h[i].application_name);
+		set_str(L, "state", h[i].state);
+		lua_pushnumber(L, h[i].xact_age);
+		lua_setfield(L, -2, wait_key);
+		set_str(L, "query", h[i].query);
+		lua_rawseti(L, -2, i + 1);
+	}
+}
+
+bool policy_check_lock_wait(struct policy_engine *e, const struct policy_lock_wait *w,
+			    const struct policy_session *s)
+{
+	if (!e)
+		return false;
+	struct verdict v;
+	verdict_init(&v);
+	e->current = s;
+	for (int i = 0; i < e->npolicies; i++) {
+		struct policy *p = &e->policies[i];
+		if (!p->has_lock_wait)
+			continue;
+		lua_createtable(e->L, 0, 6);
+		set_str(e->L, "relation", w->relation);
+		set_str(e->L, "mode", w->mode);
+		lua_pushnumber(e->L, w->waited);
+		lua_setfield(e->L, -2, "waited");
+		push_holders(e->L, w->blockers, w->nblockers, "xact_age");
+		lua_setfield(e->L, -2, "blockers");
+		push_holders(e->L, w->queued, w->nqueued, "waited");
+		lua_setfield(e->L, -2, "queued");
+		push_session(e->L, s);
+		call_hook(e, p, "on_lock_wait", 2, &v, true);
+	}
+	e->current = NULL;
+	bool cancel = v.cancel;
+	verdict_free(&v);
+	return cancel;
 }
 
 void policy_notify_commit(struct policy_engine *e, const struct policy_session *s)

@@ -73,6 +73,17 @@ struct policy_facts {
 	struct policy_holder holders[POLICY_MAX_HOLDERS];
 };
 
+/* A statement waiting for a lock, as the lock monitor saw it (on_lock_wait). */
+struct policy_lock_wait {
+	bool waiting;
+	double waited;              /* seconds */
+	char mode[32];              /* the lock it waits for, e.g. "AccessExclusiveLock" */
+	char relation[256];
+	int nblockers, nqueued;
+	struct policy_holder blockers[POLICY_MAX_HOLDERS];
+	struct policy_holder queued[POLICY_MAX_HOLDERS];   /* xact_age: seconds waited */
+};
+
 /* What a session tells its policies. Strings belong to the caller. */
 struct policy_session {
 	const char *user, *database, *application_name, *client_addr, *environment;
@@ -110,6 +121,9 @@ void policy_check_statement(struct policy_engine *e, const struct stmt_info *st,
 void policy_decide(struct policy_engine *e, const char *sql, const struct stmt_info *st,
 		   const struct policy_session *s, struct verdict *v);
 void policy_check_connect(struct policy_engine *e, const struct policy_session *s, struct verdict *v);
+/* Ask on_lock_wait hooks; true when one returns cancel(). */
+bool policy_check_lock_wait(struct policy_engine *e, const struct policy_lock_wait *w,
+			    const struct policy_session *s);
 /* Tell policies a transaction committed (statements: the session's tx list). */
 void policy_notify_commit(struct policy_engine *e, const struct policy_session *s);
 

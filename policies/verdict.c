@@ -84,6 +84,7 @@ void verdict_merge(struct verdict *a, struct verdict *b)
 	a->lock_timeout_ms = tighter(a->lock_timeout_ms, b->lock_timeout_ms);
 	a->statement_timeout_ms = tighter(a->statement_timeout_ms, b->statement_timeout_ms);
 	a->policy_error |= b->policy_error;
+	a->cancel |= b->cancel;
 	for (int i = 0; i < b->nwarnings; i++)
 		verdict_add_warning(a, b->warnings[i].rule, b->warnings[i].message, b->warnings[i].hint);
 	if (b->overridden && !a->overridden) {

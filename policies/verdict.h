@@ -25,6 +25,7 @@ struct verdict {
 	int lock_timeout_ms;        /* 0: not set */
 	int statement_timeout_ms;
 	bool policy_error;          /* a policy failed; with policy_failure=closed this denies */
+	bool cancel;                /* on_lock_wait: cancel the waiting statement */
 	char *overridden;           /* "rule (reason)" when an inline override lifted a deny (owned) */
 };
 

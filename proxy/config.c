@@ -63,6 +63,9 @@ struct config *config_new(void)
 	c->small_table_rows = 10000;
 	c->facts_cache_seconds = 5;
 	c->retry_attempts = 8;
+	c->lock_watch_after = 200;
+	c->lock_poll_interval = 250;
+	c->max_queue_wait = 1000;
 	c->retry_budget = 120;
 	c->facts_timeout = 2;
 	return c;
@@ -247,6 +250,14 @@ bool config_set(struct config *c, const char *key, const char *v, char *err, siz
 		if (policy_parse_duration(v) <= 0)
 			return errf(err, errlen, "invalid %s \"%s\" (e.g. 2s, 500ms, 30min)", key, v);
 		set_str(!strcmp(key, "lock_timeout") ? &c->lock_timeout : &c->statement_timeout, v);
+		return true;
+	}
+	if (!strcmp(key, "lock_watch_after") || !strcmp(key, "lock_poll_interval") || !strcmp(key, "max_queue_wait")) {
+		long ms = !strcmp(v, "off") ? 0 : policy_parse_duration(v);
+		if (ms < 0 || ms > 3600000 || (ms < 10 && strcmp(key, "max_queue_wait")))
+			return errf(err, errlen, "invalid %s \"%s\" (e.g. 200ms, 1s)", key, v);
+		*(!strcmp(key, "lock_watch_after") ? &c->lock_watch_after :
+		  !strcmp(key, "lock_poll_interval") ? &c->lock_poll_interval : &c->max_queue_wait) = (int)ms;
 		return true;
 	}
 	if (!strcmp(key, "audit_failure")) {

@@ -83,6 +83,9 @@ struct config {
 	char *gated_environments;   /* environments that require a staging record */
 	char *ledger;               /* conninfo of the ledger; NULL: the first staging route */
 	long contract_window;       /* seconds a contract step waits after staging (0: off) */
+	int lock_watch_after;       /* ms a guarded statement runs before its locks are watched */
+	int lock_poll_interval;     /* ms between polls while watching */
+	int max_queue_wait;         /* ms a session may queue behind a migration (0: never cancel) */
 	char *audit_log;            /* JSON Lines audit log path; NULL: none */
 	bool audit_fail_open;       /* audit_failure = open */
 	char *monitor_user;         /* side connections (facts): user and password */

@@ -13,6 +13,7 @@
 #include "proxy/facts.h"
 #include "proxy/ledger.h"
 #include "proxy/log.h"
+#include "proxy/monitor.h"
 #include "proxy/session.h"
 
 static char *xstrdup(const char *s)
@@ -236,7 +237,7 @@ static void savepoint(struct guard_state *g, const struct stmt_info *st)
 		marks_clear(g, found);
 }
 
-static void fill_session(struct session *s, struct policy_session *ps)
+void guard_fill_session(struct session *s, struct policy_session *ps)
 {
 	memset(ps, 0, sizeof(*ps));
 	ps->user = s->user;
@@ -307,6 +308,10 @@ void guard_ready(void *arg, uint8_t status, bool error, const char *last_tag)
 {
 	struct session *s = arg;
 	struct guard_state *g = &s->guard;
+	double waited = monitor_stop(s);
+	if (waited > g->lock_wait)
+		g->lock_wait = waited;
+	s->monitor.cancelled = false;
 	audit_outcomes(s, error, last_tag);
 	if (status != 'I' || (g->ntx == 0 && g->ntx_created == 0))
 		return;
@@ -335,7 +340,7 @@ void guard_ready(void *arg, uint8_t status, bool error, const char *last_tag)
 		ledger_record_commit(s);
 		if (s->cfg->policy) {
 			struct policy_session ps;
-			fill_session(s, &ps);
+			guard_fill_session(s, &ps);
 			ps.tx_status = 'I';
 			policy_notify_commit(s->cfg->policy, &ps);
 		}
@@ -619,7 +624,9 @@ bool guard_retry(void *arg, struct relay_extra *x, const struct pgw_error_fields
 	struct relay_retry *rt = &x->retry;
 	/* 55P03 lock_not_available: our lock_timeout (or NOWAIT). A client's own cancel (57014)
 	 * is never retried. */
-	if (!f->sqlstate || strcmp(f->sqlstate, "55P03"))
+	bool ours = s->monitor.cancelled && f->sqlstate && !strcmp(f->sqlstate, "57014");
+	s->monitor.cancelled = false;
+	if (!f->sqlstate || (strcmp(f->sqlstate, "55P03") && !ours))
 		return false;
 	double now = mono_now();
 	if (rt->attempt == 0)
@@ -659,14 +666,17 @@ bool guard_retry(void *arg, struct relay_extra *x, const struct pgw_error_fields
 			 "unknown (no session held a lock on it when the statement started)" :
 			 "unknown (set monitor_user to see who)");
 	char msg[900];
-	snprintf(msg, sizeof(msg), "ddlguard: %s could not get its lock within lock_timeout; retrying in %.0f ms "
-		 "(attempt %d of %d). Sessions holding locks on it: %s", rt->what, delay * 1000, rt->attempt + 1,
+	snprintf(msg, sizeof(msg), "ddlguard: %s %s; retrying in %.0f ms "
+		 "(attempt %d of %d). Sessions holding locks on it: %s", rt->what,
+		 ours ? "was cancelled while it waited for its lock, because sessions queued behind it"
+		      : "could not get its lock within lock_timeout", delay * 1000, rt->attempt + 1,
 		 s->cfg->retry_attempts, who);
 	struct pgw_buf b = { 0 };
 	pgw_build_error(&b, 'N', "NOTICE", "00000", msg, NULL, NULL);
 	evbuffer_add(client_out, b.data, b.len);
 	pgw_buf_free(&b);
-	slog_info(s, "retry: %s hit lock_timeout (attempt %d); retrying in %.0f ms; blocker: %s", rt->what,
+	slog_info(s, "retry: %s %s (attempt %d); retrying in %.0f ms; blocker: %s", rt->what,
+		  ours ? "was cancelled by the lock monitor" : "hit lock_timeout",
 		  rt->attempt, delay * 1000, who);
 	session_retry_later(s, delay);
 	/* The next notice names whoever holds the lock then. */
@@ -769,7 +779,7 @@ bool guard_inspect(void *arg, uint8_t type, const uint8_t *msg, size_t len,
 		return true;
 	}
 	struct policy_session ps;
-	fill_session(s, &ps);
+	guard_fill_session(s, &ps);
 	struct verdict v;
 	verdict_init(&v);
 	int denied = -1;
@@ -862,6 +872,24 @@ bool guard_inspect(void *arg, uint8_t type, const uint8_t *msg, size_t len,
 			setup_retry(s, &l, msg, len, out, &pre);
 		pgw_buf_free(&pre);
 	}
+	if (v.kind != VERDICT_DENY) {
+		for (int i = 0; i < l.n; i++) {
+			const struct stmt_info *st = &l.items[i];
+			if (st->lock < STMT_LOCK_SHARE_UPDATE_EXCLUSIVE)
+				continue;
+			char rel[256] = "";
+			for (int k = 0; k < st->nobjects; k++)
+				if (!st->objects[k].created && st->objects[k].lock >= STMT_LOCK_SHARE_UPDATE_EXCLUSIVE) {
+					snprintf(rel, sizeof(rel), "%s%s%s", st->objects[k].schema ? st->objects[k].schema : "",
+						 st->objects[k].schema ? "." : "", st->objects[k].name);
+					break;
+				}
+			if (rel[0]) {
+				monitor_start(s, rel);
+				break;
+			}
+		}
+	}
 	verdict_free(&v);
 	stmt_list_free(&l);
 	return true;
@@ -873,7 +901,7 @@ bool guard_connect(struct session *s, struct verdict *v)
 	if (!policy_engine_has_connect(e))
 		return true;
 	struct policy_session ps;
-	fill_session(s, &ps);
+	guard_fill_session(s, &ps);
 	ps.tx_status = 'I';
 	policy_check_connect(e, &ps, v);
 	return v->kind != VERDICT_DENY;

@@ -65,6 +65,8 @@ void guard_ready(void *arg, uint8_t status, bool error, const char *last_tag);
 /* relay_retry_cb: retry a guarded Query that hit its lock_timeout, after a backoff. */
 bool guard_retry(void *arg, struct relay_extra *x, const struct pgw_error_fields *f,
 		 struct evbuffer *client_out);
+/* The policy_session of s (strings and lists stay owned by s). */
+void guard_fill_session(struct session *s, struct policy_session *ps);
 /* on_connect: false with a verdict to refuse the login. */
 bool guard_connect(struct session *s, struct verdict *v);
 void guard_free(struct guard_state *g);

@@ -29,6 +29,7 @@ struct server_stats {
 	uint64_t protocol_errors;
 	uint64_t queries, parses;
 	uint64_t client_bytes, server_bytes;
+	uint64_t lock_waits, lock_cancels;
 };
 
 struct server {

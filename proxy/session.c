@@ -161,6 +161,7 @@ static void retry_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	relay_retry_resend(&s->relay);
 	s->relay.wrote_to_server = false;
+	monitor_start(s, s->monitor.relation);
 	if (io_flush(&s->server) == IO_ERROR)
 		session_close(s, s->server.errmsg);
 }
@@ -222,6 +223,7 @@ static void free_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	facts_forget_session(s);
 	ledger_forget_session(s);
+	monitor_free(s);
 	if (s->retry_ev)
 		event_free(s->retry_ev);
 	if (s->resume_ev)

@@ -21,6 +21,7 @@
 #include "protocol/scram.h"
 #include "proxy/guard.h"
 #include "proxy/io.h"
+#include "proxy/monitor.h"
 #include "proxy/relay.h"
 
 struct server;
@@ -61,6 +62,7 @@ struct session {
 
 	struct relay relay;
 	struct guard_state guard;    /* what policies know of this session */
+	struct session_monitor monitor;  /* lock waits of the statement in flight */
 	struct event *timer;         /* login, connect, cancel or closing deadline */
 	struct event *free_ev;
 	struct event *resume_ev;     /* facts arrived: inspect the held message again */
