@@ -118,9 +118,21 @@ bool ledger_is_staging(const struct session *s)
 	return s->route && in_list(s->cfg->staging_environments, s->route->environment);
 }
 
+/* Staging first needs somewhere to keep records: a `ledger`, or a staging route. */
+static bool ledger_configured(const struct config *c)
+{
+	if (c->ledger && *c->ledger)
+		return true;
+	for (const struct route *r = c->routes; r; r = r->next)
+		if (in_list(c->staging_environments, r->environment))
+			return true;
+	return c->fallback && in_list(c->staging_environments, c->fallback->environment);
+}
+
 bool ledger_is_gated(const struct session *s)
 {
-	return s->route && in_list(s->cfg->gated_environments, s->route->environment);
+	return s->route && in_list(s->cfg->gated_environments, s->route->environment) &&
+	       ledger_configured(s->cfg);
 }
 
 static const char *target_of(const struct session *s)

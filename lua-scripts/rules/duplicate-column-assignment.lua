@@ -8,9 +8,9 @@ local function listed_columns(stmt)
       if e.node_type == "ColumnDef" then out[#out + 1] = { name = e.colname } end
     end
   elseif t.node_type == "ViewStmt" or t.node_type == "CreateTableAsStmt" then
+    -- CREATE VIEW v (a, b) …, CREATE MATERIALIZED VIEW m (a, b) … and CREATE TABLE t (a, b) AS …
     for _, a in ipairs(t.aliases or t.into.col_names) do out[#out + 1] = { name = a.sval } end
   elseif t.node_type == "UpdateStmt" or t.node_type == "InsertStmt" then
-    -- Seen only when a policy sets see_dml = true: plain DML skips the policies otherwise.
     for _, r in ipairs(t.target_list or t.cols) do
       out[#out + 1] = { name = r.name, part = #r.indirection > 0 }
     end
@@ -30,6 +30,7 @@ return {
   default = "warn", strict = "deny",
   -- The server refuses the statement anyway: an inline override would change nothing.
   override = false,
+  dml = true,   -- UPDATE and INSERT reach the rule too
   check = function(stmt, session, ctx)
     local count, whole = {}, {}
     for _, c in ipairs(listed_columns(stmt)) do

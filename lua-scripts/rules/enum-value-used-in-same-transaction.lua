@@ -30,6 +30,7 @@ return {
      .. "COMMIT after ALTER TYPE … ADD VALUE, or move the statements that use it to the next migration.",
   default = "deny", strict = "deny",
   override = true,
+  dml = true,   -- UPDATE, INSERT and DELETE reach the rule too: they are the usual uses
   check = function(stmt, session, ctx)
     -- ADD VALUE … AFTER a new value and RENAME VALUE of one are allowed.
     -- A statement without a quoted literal cannot use a value.

@@ -22,6 +22,7 @@ local function type_of(def)
   local names = def.type_name and def.type_name.names
   return names and names[#names].sval
 end
+
 return {
   id = "prefer-timestamptz",
   severity = "P3", class = "STYLE",

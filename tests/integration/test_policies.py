@@ -296,6 +296,13 @@ class TestWarnAndOverride(PolicyCase):
 
 @proxy_only
 class TestTimeouts(PolicyCase):
+    """The timeout itself: applied, never loosened, restored. Retries are off here (see
+    test_retry.py for what happens with them)."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.settings = dict(cls.settings, retry_attempts='1')
 
     def hold_lock(self, table, seconds, mode='ACCESS SHARE'):
         """A session that holds `mode` on `table` for `seconds`, like an app's long transaction."""

@@ -10,3 +10,9 @@ CREATE TABLE app.accounts (id bigint, email text, "Email" text);
 CREATE VIEW app.account_emails (id, email, email_lower) AS SELECT id, email, lower(email) FROM app.accounts;
 -- case: pass
 UPDATE app.accounts SET scores[1] = 0, scores[2] = 0;
+-- case: deny
+UPDATE app.accounts SET status = 'active', updated_at = now(), status = 'locked' WHERE id = 1;
+-- case: warn
+INSERT INTO app.accounts (id, email, EMAIL) VALUES (1, 'a@example.com', 'b@example.com');
+-- case: pass
+UPDATE app.accounts SET (status, updated_at) = ('active', now()) WHERE id = 1;

@@ -30,3 +30,13 @@ ALTER TYPE order_status ADD VALUE 'returned';
 ALTER TYPE order_status ADD VALUE 'refunded' AFTER 'returned';
 ALTER TABLE orders ALTER COLUMN status SET DEFAULT 'shipped';
 COMMIT;
+-- case: deny
+BEGIN;
+ALTER TYPE app.order_status ADD VALUE 'returned' AFTER 'delivered';
+UPDATE app.orders SET status = 'returned' WHERE id IN (SELECT order_id FROM app.returns);
+COMMIT;
+-- case: pass
+BEGIN;
+ALTER TYPE app.order_status ADD VALUE 'returned' AFTER 'delivered';
+COMMIT;
+UPDATE app.orders SET status = 'returned' WHERE id IN (SELECT order_id FROM app.returns);

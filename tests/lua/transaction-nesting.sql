@@ -34,3 +34,12 @@ END $$;
 BEGIN;
 DO $$ BEGIN RAISE NOTICE 'committed_rows %', 0; END $$;
 COMMIT;
+-- case: warn
+BEGIN;
+DO $$ BEGIN IF (SELECT count(*) FROM app.orders) = 0 THEN ROLLBACK; END IF; END $$;
+COMMIT;
+-- case: pass
+BEGIN;
+ALTER TABLE app.orders ADD COLUMN archived boolean;
+COMMIT;
+DO $$ BEGIN UPDATE app.orders SET archived = false WHERE id < 1000; COMMIT; END $$;
