@@ -117,6 +117,7 @@ void config_unref(struct config *c)
 	free(c->gated_environments);
 	free(c->ledger);
 	free(c->audit_log);
+	free(c->metrics_listen);
 	free(c->lock_timeout);
 	free(c->statement_timeout);
 	free(c->rule_levels);
@@ -201,6 +202,7 @@ bool config_set(struct config *c, const char *key, const char *v, char *err, siz
 		{ "gated_environments", &c->gated_environments },
 		{ "ledger", &c->ledger },
 		{ "audit_log", &c->audit_log },
+		{ "metrics_listen", &c->metrics_listen },
 		{ "lua_scripts_dir", &c->lua_scripts_dir },
 		{ "monitor_password", &c->monitor_password },
 	};

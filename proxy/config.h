@@ -87,6 +87,7 @@ struct config {
 	int lock_poll_interval;     /* ms between polls while watching */
 	int max_queue_wait;         /* ms a session may queue behind a migration (0: never cancel) */
 	char *audit_log;            /* JSON Lines audit log path; NULL: none */
+	char *metrics_listen;       /* ADDR:PORT of the Prometheus endpoint; NULL: off */
 	bool audit_fail_open;       /* audit_failure = open */
 	char *monitor_user;         /* side connections (facts): user and password */
 	char *monitor_password;

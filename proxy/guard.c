@@ -13,6 +13,8 @@
 #include "proxy/facts.h"
 #include "proxy/ledger.h"
 #include "proxy/log.h"
+#include "proxy/metrics.h"
+#include "proxy/server.h"
 #include "proxy/monitor.h"
 #include "proxy/session.h"
 
@@ -633,6 +635,7 @@ bool guard_retry(void *arg, struct relay_extra *x, const struct pgw_error_fields
 		rt->started = now;
 	rt->attempt++;
 	s->guard.retries = rt->attempt;
+	s->srv->stats.retries++;
 	if (rt->attempt >= s->cfg->retry_attempts || now - rt->started >= s->cfg->retry_budget) {
 		slog_info(s, "retry: %s gave up after %d attempts (%.1f s)", rt->what, rt->attempt, now - rt->started);
 		return false;
@@ -802,9 +805,11 @@ bool guard_inspect(void *arg, uint8_t type, const uint8_t *msg, size_t len,
 		if (audit_enabled() && !audit_ok() && !s->cfg->audit_fail_open)
 			verdict_deny(&sv, "58030", "audit", "ddlguard cannot write its audit log, so it does not run schema changes",
 				     NULL, "Fix the audit_log file (disk, permissions) and send SIGHUP, or set audit_failure = open.");
-		if (sv.policy_error)
+		if (sv.policy_error) {
+			s->srv->stats.policy_errors++;
 			slog_error(s, "policy failure (%s): %s", s->cfg->policy_fail_open ? "allowed" : "denied",
 				   policy_last_error(e));
+		}
 		if (sv.overridden)
 			slog_info(s, "decision: override of %s on %s line %d", sv.overridden, st->tag, st->line);
 		char objs[300];
@@ -821,7 +826,10 @@ bool guard_inspect(void *arg, uint8_t type, const uint8_t *msg, size_t len,
 			s->guard.allowed++;
 			slog_debug(s, "decision: allow %s %s", st->tag, objects_str(st, objs, sizeof(objs)));
 		}
-		audit_pending(s, st, &sv, sv.kind == VERDICT_DENY ? "deny" : sv.nwarnings ? "warn" : "allow");
+		const char *decision = sv.kind == VERDICT_DENY ? "deny" : sv.nwarnings ? "warn" : "allow";
+		audit_pending(s, st, &sv, decision);
+		metrics_decision(s->srv, decision, sv.kind == VERDICT_DENY ? sv.rule :
+				 sv.nwarnings ? sv.warnings[0].rule : NULL);
 		verdict_merge(&v, &sv);
 		if (denied >= 0)
 			break;  /* the server stops at the first error: nothing after it runs */

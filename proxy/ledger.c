@@ -298,8 +298,10 @@ static void lookup_done(void *arg, PGresult *res, const char *error)
 		if (!cache_find(st, q->target, q->sids[i]))
 			cache_put(st, q->target, q->sids[i], res || missing, false, -1, NULL,
 				  res || missing ? NULL : error);
-	if (!res && !missing)
+	if (!res && !missing) {
+		s->srv->stats.ledger_errors++;
 		slog_warning(s, "ledger lookup failed: %s", error);
+	}
 	lookup_free(st, q);
 	session_facts_ready(s);
 }

@@ -20,6 +20,7 @@
 #include "proxy/audit.h"
 #include "proxy/facts.h"
 #include "proxy/ledger.h"
+#include "proxy/metrics.h"
 #include "proxy/sideconn.h"
 #include "proxy/log.h"
 #include "proxy/session.h"
@@ -175,7 +176,7 @@ bool server_listen(struct server *srv, char *err, size_t errlen)
 	if (c->unix_socket_dir && *c->unix_socket_dir &&
 	    !listen_unix(srv, c->unix_socket_dir, srv->bound_port ? srv->bound_port : c->listen_port, err, errlen))
 		return false;
-	return true;
+	return metrics_start(srv, c->metrics_listen, err, errlen);
 }
 
 static void close_listeners(struct server *srv)
@@ -347,6 +348,7 @@ void server_free(struct server *srv)
 		session_abort(s);
 	while (srv->sessions)
 		event_base_loop(srv->base, EVLOOP_NONBLOCK);
+	metrics_stop(srv);
 	facts_shutdown(srv);
 	ledger_shutdown(srv);
 	side_shutdown(srv);

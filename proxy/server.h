@@ -17,6 +17,8 @@ struct session;
 struct facts_state;
 struct side_conn;
 struct ledger_state;
+struct evhttp;
+struct rule_count;
 
 #define SERVER_MAX_LISTENERS 16
 #define SERVER_KEYMAP_SIZE 4096   /* buckets; chains hold the rest */
@@ -30,6 +32,8 @@ struct server_stats {
 	uint64_t queries, parses;
 	uint64_t client_bytes, server_bytes;
 	uint64_t lock_waits, lock_cancels;
+	uint64_t allowed, warned, denied;     /* guarded statements by decision */
+	uint64_t retries, policy_errors, ledger_errors;
 };
 
 struct server {
@@ -63,6 +67,8 @@ struct server {
 	struct facts_state *facts;          /* live facts cache and waiters (facts.c) */
 	struct side_conn *sideconns;        /* ddlguard's own connections (sideconn.c) */
 	struct ledger_state *ledger;        /* staging-first lookups and cache (ledger.c) */
+	struct evhttp *http;                /* metrics endpoint (metrics.c) */
+	struct rule_count *rule_counts;
 };
 
 bool server_init(struct server *srv, const struct cli_opts *opts, char *err, size_t errlen);

@@ -1,0 +1,38 @@
+"""The Prometheus endpoint: counters that move with what happens, and /healthz."""
+
+import os
+import urllib.request
+
+from harness import ProxyTestCase, free_port, proxy_only, subdir
+
+
+@proxy_only
+class TestMetrics(ProxyTestCase):
+    class_proxy = False
+
+    def test_counters_and_health(self):
+        pol = os.path.join(subdir('policies'), 'metrics.lua')
+        with open(pol, 'w') as f:
+            f.write('function on_statement(s) if s.tag == "DROP TABLE" then '
+                    'return deny{ rule = "no-drop", message = "no" } end end\n')
+        port = free_port()
+        p = self.start_proxy({'server_tls_sslmode': 'disable', 'policy_files': pol,
+                              'metrics_listen': f'127.0.0.1:{port}'})
+
+        def scrape():
+            with urllib.request.urlopen(f'http://127.0.0.1:{port}/metrics', timeout=5) as r:
+                self.assertEqual(r.status, 200)
+                return {l.rsplit(' ', 1)[0]: float(l.rsplit(' ', 1)[1])
+                        for l in r.read().decode().splitlines() if l and not l.startswith('#')}
+        before = scrape()
+        self.psql(self.conninfo(proxy=p), '-c', 'DROP TABLE IF EXISTS metrics_nothing')
+        self.psql(self.conninfo(proxy=p), '-c', 'CREATE TABLE IF NOT EXISTS metrics_t (id int)')
+        after = scrape()
+        self.assertEqual(after['ddlguard_logins_total'] - before['ddlguard_logins_total'], 2)
+        self.assertEqual(after['ddlguard_statements_total{decision="deny"}'], 1)
+        self.assertGreaterEqual(after['ddlguard_statements_total{decision="allow"}'], 1)
+        self.assertEqual(after['ddlguard_rule_decisions_total{rule="no-drop",decision="deny"}'], 1)
+        self.assertGreater(after['ddlguard_bytes_total{direction="from_client"}'], 0)
+        with urllib.request.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=5) as r:
+            self.assertEqual((r.status, r.read()), (200, b'ok\n'))
+        self.pg.psql_admin('DROP TABLE IF EXISTS metrics_t')
