@@ -16,6 +16,8 @@
 --     check = function(stmt, session, ctx) … end,
 --   }
 -- dml = true makes ddlguard show the rules INSERT/UPDATE/DELETE and SET statements too.
+-- at_end = function(session, ctx) is asked when the migration ends (the end of a file in
+-- `ddlguard check`, the end of the session through the proxy), with the same answers.
 -- check returns nil when the statement is fine, else a message (or { message=, hint= }),
 -- or { set = { lock_timeout = "2s", statement_timeout = "15min" } } to tighten timeouts
 -- (any level but off applies it).
@@ -95,6 +97,28 @@ function on_statement(stmt, session)
                                 override = rule.override }
         else
           out[#out + 1] = warn{ rule = rule.id, message = msg, hint = hint }
+        end
+      end
+    end
+  end
+  return out
+end
+
+-- The migration ended: rules that judge the whole of it (at_end).
+function on_end(session)
+  local out = {}
+  local ctx = make_ctx(session)
+  for _, rule in ipairs(RULES) do
+    local level = level_of(rule, session.environment)
+    if level ~= "off" and rule.at_end then
+      local ok, found = pcall(rule.at_end, session, ctx)
+      if not ok then error("rule " .. rule.id .. ": " .. tostring(found), 0) end
+      if found then
+        local msg = type(found) == "table" and found.message or found
+        if level == "deny" then
+          out[#out + 1] = deny{ rule = rule.id, message = msg, hint = rule.instead, detail = rule.why }
+        else
+          out[#out + 1] = warn{ rule = rule.id, message = msg, hint = rule.instead }
         end
       end
     end

@@ -20,7 +20,7 @@ struct policy {
 	char *file;                  /* path as configured (owned) */
 	char *name;                  /* basename without .lua: the default rule id (owned) */
 	int env_ref;                 /* registry reference to its environment table */
-	bool has_statement, has_connect, has_commit, has_lock_wait;
+	bool has_statement, has_connect, has_commit, has_lock_wait, has_end;
 };
 
 struct policy_engine {
@@ -466,6 +466,9 @@ static bool load_library(struct policy_engine *e, const struct policy_options *o
 	lua_getfield(L, env, "on_statement");
 	p->has_statement = lua_isfunction(L, -1);
 	lua_pop(L, 1);
+	lua_getfield(L, env, "on_end");
+	p->has_end = lua_isfunction(L, -1);
+	lua_pop(L, 1);
 	p->env_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	return true;
 }
@@ -539,6 +542,9 @@ struct policy_engine *policy_engine_load(const struct policy_options *o, char *e
 		lua_getfield(e->L, -4, "on_lock_wait");
 		p->has_lock_wait = lua_isfunction(e->L, -1);
 		lua_pop(e->L, 1);
+		lua_getfield(e->L, -4, "on_end");
+		p->has_end = lua_isfunction(e->L, -1);
+		lua_pop(e->L, 1);
 		lua_getfield(e->L, -4, "see_dml");
 		if (lua_toboolean(e->L, -1))
 			e->wants_dml = true;
@@ -546,8 +552,8 @@ struct policy_engine *policy_engine_load(const struct policy_options *o, char *e
 		if (lua_toboolean(e->L, -1))
 			e->wants_writes = true;
 		lua_pop(e->L, 5);
-		if (!p->has_statement && !p->has_connect && !p->has_commit && !p->has_lock_wait) {
-			snprintf(err, errlen, "%s: defines none of on_statement, on_connect, on_commit, on_lock_wait", p->file);
+		if (!p->has_statement && !p->has_connect && !p->has_commit && !p->has_lock_wait && !p->has_end) {
+			snprintf(err, errlen, "%s: defines none of on_statement, on_connect, on_commit, on_lock_wait, on_end", p->file);
 			goto fail;
 		}
 		p->env_ref = luaL_ref(e->L, LUA_REGISTRYINDEX);
@@ -1043,6 +1049,21 @@ static void push_holders(lua_State *L, const struct policy_holder *h, int n, con
 		set_str(L, "query", h[i].query);
 		lua_rawseti(L, -2, i + 1);
 	}
+}
+
+void policy_check_end(struct policy_engine *e, const struct policy_session *s, struct verdict *v)
+{
+	if (!e)
+		return;
+	e->current = s;
+	for (int i = 0; i < e->npolicies; i++) {
+		struct policy *p = &e->policies[i];
+		if (!p->has_end)
+			continue;
+		push_session(e->L, s);
+		call_hook(e, p, "on_end", 1, v, true);
+	}
+	e->current = NULL;
 }
 
 bool policy_check_lock_wait(struct policy_engine *e, const struct policy_lock_wait *w,

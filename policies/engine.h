@@ -121,6 +121,8 @@ void policy_check_statement(struct policy_engine *e, const struct stmt_info *st,
 void policy_decide(struct policy_engine *e, const char *sql, const struct stmt_info *st,
 		   const struct policy_session *s, struct verdict *v);
 void policy_check_connect(struct policy_engine *e, const struct policy_session *s, struct verdict *v);
+/* The migration ended (end of file, or the session closed): ask on_end(session) hooks. */
+void policy_check_end(struct policy_engine *e, const struct policy_session *s, struct verdict *v);
 /* Ask on_lock_wait hooks; true when one returns cancel(). */
 bool policy_check_lock_wait(struct policy_engine *e, const struct policy_lock_wait *w,
 			    const struct policy_session *s);

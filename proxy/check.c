@@ -256,6 +256,7 @@ static void check_text(struct policy_engine *e, const char *file, const char *sq
 			tx = realloc(tx, (ntx + 1) * sizeof(*tx));
 			if (!tx)
 				abort();
+			memset(&tx[ntx], 0, sizeof(tx[ntx]));
 			tx[ntx].tag = strdup(st->tag);
 			tx[ntx].text = strdup(st->text);
 			tx[ntx].strict_id = strdup(st->strict_id_hex);
@@ -280,6 +281,28 @@ static void check_text(struct policy_engine *e, const char *file, const char *sq
 			}
 		}
 	}
+	/* The end of the file is the end of the migration: rules that judge the whole of it. */
+	ps.tx = tx;
+	ps.ntx = ntx;
+	ps.created = created;
+	ps.ncreated = ncreated;
+	struct verdict endv;
+	verdict_init(&endv);
+	policy_check_end(e, &ps, &endv);
+	int last_line = 1;
+	for (const char *c = sql; *c; c++)
+		if (*c == '\n' && c[1])
+			last_line++;
+	if (endv.kind == VERDICT_DENY) {
+		emit(r, file, last_line, 1, "deny", endv.rule, endv.message, endv.hint, NULL);
+		r->denies++;
+	}
+	for (int w = 0; w < endv.nwarnings; w++) {
+		emit(r, file, last_line, 1, "warn", endv.warnings[w].rule, endv.warnings[w].message,
+		     endv.warnings[w].hint, NULL);
+		r->warnings++;
+	}
+	verdict_free(&endv);
 	for (int k = 0; k < ntx; k++) {
 		free(tx[k].tag);
 		free(tx[k].text);

@@ -66,6 +66,7 @@ struct config *config_new(void)
 	c->lock_watch_after = 200;
 	c->lock_poll_interval = 250;
 	c->max_queue_wait = 1000;
+	c->long_transaction_warn = 60;
 	c->retry_budget = 120;
 	c->facts_timeout = 2;
 	return c;
@@ -175,6 +176,7 @@ bool config_set(struct config *c, const char *key, const char *v, char *err, siz
 		{ "facts_timeout", &c->facts_timeout, 1, 600 },
 		{ "retry_attempts", &c->retry_attempts, 1, 100 },
 		{ "retry_budget", &c->retry_budget, 1, 86400 },
+		{ "long_transaction_warn", &c->long_transaction_warn, 0, 86400 },
 	};
 	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
 		if (strcmp(key, ints[i].key))

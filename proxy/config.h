@@ -86,6 +86,7 @@ struct config {
 	int lock_watch_after;       /* ms a guarded statement runs before its locks are watched */
 	int lock_poll_interval;     /* ms between polls while watching */
 	int max_queue_wait;         /* ms a session may queue behind a migration (0: never cancel) */
+	int long_transaction_warn;  /* s: warn about lock holders whose transaction is older */
 	char *audit_log;            /* JSON Lines audit log path; NULL: none */
 	char *metrics_listen;       /* ADDR:PORT of the Prometheus endpoint; NULL: off */
 	bool audit_fail_open;       /* audit_failure = open */

@@ -322,10 +322,16 @@ void guard_ready(void *arg, uint8_t status, bool error, const char *last_tag)
 	 * transaction's COMMIT reports ROLLBACK). */
 	bool committed = !strcmp(last_tag, "COMMIT") ||
 			 (!error && strcmp(last_tag, "ROLLBACK") != 0);
+	double held = g->strong_since ? wall_now() - g->strong_since : 0;
+	if (held > 0)
+		slog_info(s, "transaction %s after holding SHARE or stronger locks for %.0f ms",
+			  committed ? "committed" : "rolled back", held * 1000);
+	g->strong_since = 0;
 	struct audit_record *r = audit_begin("transaction");
 	if (r) {
 		audit_session(r, s);
 		audit_str(r, "outcome", committed ? "committed" : "rolled back");
+		audit_num(r, "strong_locks_held_ms", held * 1000);
 		struct pgw_buf ids = { 0 };
 		for (int i = 0; i < g->ntx; i++) {
 			if (ids.len)
@@ -688,6 +694,38 @@ bool guard_retry(void *arg, struct relay_extra *x, const struct pgw_error_fields
 	return true;
 }
 
+/*
+ * The usual root blocker: a transaction that has held a lock on the table for a long time
+ * (often idle in transaction). Warn before the statement queues behind it.
+ */
+static void warn_long_transactions(struct session *s, const struct stmt_info *st, struct verdict *v)
+{
+	if (s->cfg->long_transaction_warn <= 0 || st->lock < STMT_LOCK_SHARE_UPDATE_EXCLUSIVE)
+		return;
+	for (int k = 0; k < st->nobjects; k++) {
+		const struct stmt_object *o = &st->objects[k];
+		if (o->created || o->lock < STMT_LOCK_SHARE_UPDATE_EXCLUSIVE)
+			continue;
+		char name[512];
+		snprintf(name, sizeof(name), "%s%s%s", o->schema ? o->schema : "", o->schema ? "." : "", o->name);
+		struct policy_facts f;
+		if (!facts_lookup(s, name, &f))
+			continue;
+		for (int i = 0; i < f.nholders; i++) {
+			const struct policy_holder *h = &f.holders[i];
+			if (!h->granted || (uint32_t)h->pid == s->srv_pid || h->xact_age < s->cfg->long_transaction_warn)
+				continue;
+			char msg[600];
+			snprintf(msg, sizeof(msg), "pid %d (%s, %s) has held %s on %s for %.0f s: this %s will wait for it",
+				 h->pid, h->application_name[0] ? h->application_name : "no application_name", h->state,
+				 h->mode, name, h->xact_age, st->tag);
+			verdict_add_warning(v, "long-transaction", msg,
+					    "End or cancel that transaction first (pg_terminate_backend), or run the migration later.");
+			slog_warning(s, "%s", msg);
+		}
+	}
+}
+
 /* ---------------------------------------------------------------- inspection */
 
 static const char *objects_str(const struct stmt_info *st, char *buf, size_t len)
@@ -802,6 +840,7 @@ bool guard_inspect(void *arg, uint8_t type, const uint8_t *msg, size_t len,
 		verdict_init(&sv);
 		policy_decide(e, text, st, &ps, &sv);
 		ledger_gate(s, st, &sv);
+		warn_long_transactions(s, st, &sv);
 		if (audit_enabled() && !audit_ok() && !s->cfg->audit_fail_open)
 			verdict_deny(&sv, "58030", "audit", "ddlguard cannot write its audit log, so it does not run schema changes",
 				     NULL, "Fix the audit_log file (disk, permissions) and send SIGHUP, or set audit_failure = open.");
@@ -835,6 +874,8 @@ bool guard_inspect(void *arg, uint8_t type, const uint8_t *msg, size_t len,
 			break;  /* the server stops at the first error: nothing after it runs */
 		if (st->ddl)
 			remember(&s->guard, st);
+		if (st->lock >= STMT_LOCK_SHARE && !s->guard.strong_since)
+			s->guard.strong_since = wall_now();
 	}
 
 	if (v.kind == VERDICT_DENY || v.nwarnings) {

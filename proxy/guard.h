@@ -54,6 +54,7 @@ struct guard_state {
 	int npending;
 	int retries;                 /* retries of the statement in flight */
 	double lock_wait;            /* seconds it waited for a lock (monitor) */
+	double strong_since;         /* when this transaction first took SHARE or stronger (0: not yet) */
 	uint64_t allowed, denied, warned, unparsed;
 };
 

@@ -284,6 +284,21 @@ void session_close(struct session *s, const char *reason)
 		slog_debug(s, "cancel connection closed: %s", reason);
 	else if (s->logged_in) {
 		slog_info(s, "closing: %s", reason);
+		if (s->cfg->policy && s->relay.last_status != 'I') {
+			/* The client leaves a transaction open (PostgreSQL rolls it back): tell the
+			 * on_end hooks; only the log can carry their answer now. */
+			struct policy_session ps;
+			struct verdict v;
+			guard_fill_session(s, &ps);
+			verdict_init(&v);
+			policy_check_end(s->cfg->policy, &ps, &v);
+			if (v.kind == VERDICT_DENY)
+				slog_warning(s, "at session end: %s (rule %s)", v.message, v.rule ? v.rule : "-");
+			for (int i = 0; i < v.nwarnings; i++)
+				slog_warning(s, "at session end: %s (rule %s)", v.warnings[i].message,
+					     v.warnings[i].rule ? v.warnings[i].rule : "-");
+			verdict_free(&v);
+		}
 		struct audit_record *ar = audit_begin("session_end");
 		if (ar) {
 			audit_int(ar, "session", (long long)s->id);

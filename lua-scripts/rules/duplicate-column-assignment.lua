@@ -10,8 +10,8 @@ local function listed_columns(stmt)
   elseif t.node_type == "ViewStmt" or t.node_type == "CreateTableAsStmt" then
     -- CREATE VIEW v (a, b) …, CREATE MATERIALIZED VIEW m (a, b) … and CREATE TABLE t (a, b) AS …
     for _, a in ipairs(t.aliases or t.into.col_names) do out[#out + 1] = { name = a.sval } end
-  elseif t.node_type == "UpdateStmt" or t.node_type == "InsertStmt" then
-    for _, r in ipairs(t.target_list or t.cols) do
+  elseif t.node_type == "UpdateStmt" then
+    for _, r in ipairs(t.target_list) do
       out[#out + 1] = { name = r.name, part = #r.indirection > 0 }
     end
   end
@@ -21,7 +21,7 @@ end
 return {
   id = "duplicate-column-assignment",
   severity = "P2", class = "TX",
-  summary = "The same column appears twice in CREATE TABLE, a view's column list, UPDATE … SET or INSERT",
+  summary = "The same column appears twice in CREATE TABLE, a view's column list or UPDATE … SET",
   why = "PostgreSQL rejects the statement (column specified more than once, multiple assignments "
      .. "to same column): the migration fails at this point, and in a transaction everything "
      .. "before it rolls back.",
@@ -30,7 +30,7 @@ return {
   default = "warn", strict = "deny",
   -- The server refuses the statement anyway: an inline override would change nothing.
   override = false,
-  dml = true,   -- UPDATE and INSERT reach the rule too
+  dml = true,   -- UPDATE reaches the rule too
   check = function(stmt, session, ctx)
     local count, whole = {}, {}
     for _, c in ipairs(listed_columns(stmt)) do

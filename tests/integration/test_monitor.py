@@ -133,3 +133,14 @@ class TestLockQueue(ProxyTestCase):
         self.assertGreater(waited, 3.5)
         self.assertNotIn('lock_wait: cancelling', p.log_text())
         self.assertEqual(out['r'].returncode, 0, out['r'].stderr)   # it got the lock when A ended
+
+    def test_warns_about_a_long_transaction_before_the_ddl(self):
+        p = self.guard(long_transaction_warn='1')
+        self.holder(4)
+        time.sleep(1.5)                     # A's transaction is now older than 1 s
+        r = self.psql(self.conninfo(proxy=p), '-c', f'ALTER TABLE {self.table} ADD COLUMN lw int')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stderr, r'WARNING:  pid \d+ \(A-holder, idle in transaction\) has held AccessShareLock on '
+                         + self.table + r' for \d+ s: this ALTER TABLE will wait for it')
+        self.assertIn('ddlguard rule: long-transaction', r.stderr)
+        self.assertIn('after holding SHARE or stronger locks for', p.log_text())

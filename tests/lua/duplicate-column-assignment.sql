@@ -13,6 +13,9 @@ UPDATE app.accounts SET scores[1] = 0, scores[2] = 0;
 -- case: deny
 UPDATE app.accounts SET status = 'active', updated_at = now(), status = 'locked' WHERE id = 1;
 -- case: warn
-INSERT INTO app.accounts (id, email, EMAIL) VALUES (1, 'a@example.com', 'b@example.com');
+BEGIN;
+ALTER TABLE app.accounts ADD COLUMN status text;
+UPDATE app.accounts SET (status, Status) = ('active', 'locked');
+COMMIT;
 -- case: pass
 UPDATE app.accounts SET (status, updated_at) = ('active', now()) WHERE id = 1;
