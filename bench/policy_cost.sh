@@ -3,12 +3,13 @@
 # bench/results/policy_cost.md):
 #
 #  1. Analysis + policy evaluation per DDL statement: `ddlguard check` over N generated DDL
-#     statements (a realistic mix) with the policy set below, minus the same run with a
-#     policy that allows everything (which still parses and marshals each statement), and
-#     the total per statement. CPU time of one process: the least noisy number we have.
-#  2. pgbench -S (simple and prepared, 1 and 8 clients) through ddlguard with the policy
-#     set loaded vs ddlguard with no policies, interleaved R times, median TPS ratio.
-#     Plain DML takes the fast path, so the target is a ratio within 3%.
+#     statements (a realistic mix) with the full default rule library (rules = default)
+#     plus the policy file below, minus the same run with a policy that allows everything
+#     (which still parses and marshals each statement), and the total per statement. CPU
+#     time of one process: the least noisy number we have.
+#  2. pgbench -S (simple and prepared, 1 and 8 clients) through ddlguard with the default
+#     library and the policy file loaded vs ddlguard with no policies, interleaved R times,
+#     median TPS ratio. Plain reads take the fast path, so the target is a ratio within 3%.
 #
 # Options (environment): BENCH_TIME (s per pgbench run, default 5), BENCH_REPEAT (3),
 # BENCH_STATEMENTS (20000). Run as root on Debian 12; starts its own PostgreSQL.
@@ -84,7 +85,7 @@ cpu_seconds() { # run a command, print its user+sys CPU seconds
 best() { sort -g | head -1; }
 pol=(); allow=()
 for _ in $(seq "$R"); do
-	pol+=("$(cpu_seconds "$dg" check -p "$work/policies.lua" "$work/ddl.sql" || true)")
+	pol+=("$(cpu_seconds "$dg" check --rules default -p "$work/policies.lua" "$work/ddl.sql" || true)")
 	allow+=("$(cpu_seconds "$dg" check -p "$work/allow.lua" "$work/ddl.sql" || true)")
 done
 pol_s=$(printf '%s\n' "${pol[@]}" | best)
@@ -114,7 +115,8 @@ EOF
 }
 p_none=$(free_port); p_pol=$(free_port)
 start_dg "$p_none" ""
-start_dg "$p_pol" "policy_files = $work/policies.lua"
+start_dg "$p_pol" "policy_files = $work/policies.lua
+rules = default"
 sleep 0.5
 tps() { "$pgbin/pgbench" -h 127.0.0.1 -p "$1" -U postgres -S -M "$2" -c "$3" -j "$3" -T "$T" postgres 2>/dev/null | sed -n 's/^tps = \([0-9.]*\) .*/\1/p'; }
 median() { sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }

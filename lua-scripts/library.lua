@@ -49,55 +49,71 @@ local function level_of(rule, env)
   return "off"
 end
 
+-- The helpers rules get. Built once; only ctx.session and ctx.in_transaction change per call.
+local ctx = { small_table_rows = LIBRARY.small_table_rows,
+              lock_timeout = LIBRARY.lock_timeout or "2s",
+              statement_timeout = LIBRARY.statement_timeout or "30min" }
+function ctx.new(o)
+  return o.created or created_in_session(ctx.session, o)
+end
+function ctx.facts(o)
+  return facts(o)
+end
+function ctx.rows(o)
+  local f = facts(o)
+  if f and f.exists then return f.rows end
+end
+function ctx.small(o)
+  local n = ctx.rows(o)
+  return n ~= nil and n < LIBRARY.small_table_rows
+end
+-- "(about 1200000 rows; ACCESS EXCLUSIVE)" when the facts are known, for messages.
+function ctx.lock_note(o)
+  local n = ctx.rows(o)
+  local lock = o.lock or "?"
+  if n then return string.format(" (about %d rows; %s)", n, lock) end
+  return " (" .. lock .. ")"
+end
+
 local function make_ctx(session)
-  local ctx = { small_table_rows = LIBRARY.small_table_rows, session = session,
-                lock_timeout = LIBRARY.lock_timeout or "2s",
-                statement_timeout = LIBRARY.statement_timeout or "30min" }
+  ctx.session = session
   ctx.in_transaction = session.tx_status ~= "idle"
-  function ctx.new(o)
-    return o.created or created_in_session(session, o)
-  end
-  function ctx.facts(o)
-    return facts(o)
-  end
-  function ctx.rows(o)
-    local f = facts(o)
-    if f and f.exists then return f.rows end
-  end
-  function ctx.small(o)
-    local n = ctx.rows(o)
-    return n ~= nil and n < LIBRARY.small_table_rows
-  end
-  -- "(about 1200000 rows, ACCESS EXCLUSIVE)" when the facts are known, for messages.
-  function ctx.lock_note(o)
-    local n = ctx.rows(o)
-    local lock = o.lock or "?"
-    if n then return string.format(" (about %d rows; %s)", n, lock) end
-    return " (" .. lock .. ")"
-  end
   return ctx
+end
+
+-- The rules that are on in an environment, with their levels: worked out once per environment.
+local active_by_env = {}
+local function active_rules(env)
+  local list = active_by_env[env]
+  if not list then
+    list = {}
+    for _, rule in ipairs(RULES) do
+      local level = level_of(rule, env)
+      if level ~= "off" then list[#list + 1] = { rule = rule, level = level } end
+    end
+    active_by_env[env] = list
+  end
+  return list
 end
 
 function on_statement(stmt, session)
   local out = {}
   local ctx = make_ctx(session)
-  for _, rule in ipairs(RULES) do
-    local level = level_of(rule, session.environment)
-    if level ~= "off" then
-      -- A failing rule is named: the error carries its id.
-      local ok, found = pcall(rule.check, stmt, session, ctx)
-      if not ok then error("rule " .. rule.id .. ": " .. tostring(found), 0) end
-      if type(found) == "table" and found.set then
-        out[#out + 1] = set(found.set)
-      elseif found then
-        local msg, hint = found, rule.instead
-        if type(found) == "table" then msg, hint = found.message, found.hint or rule.instead end
-        if level == "deny" then
-          out[#out + 1] = deny{ rule = rule.id, message = msg, hint = hint, detail = rule.why,
-                                override = rule.override }
-        else
-          out[#out + 1] = warn{ rule = rule.id, message = msg, hint = hint }
-        end
+  for _, a in ipairs(active_rules(session.environment)) do
+    local rule, level = a.rule, a.level
+    -- A failing rule is named: the error carries its id.
+    local ok, found = pcall(rule.check, stmt, session, ctx)
+    if not ok then error("rule " .. rule.id .. ": " .. tostring(found), 0) end
+    if type(found) == "table" and found.set then
+      out[#out + 1] = set(found.set)
+    elseif found then
+      local msg, hint = found, rule.instead
+      if type(found) == "table" then msg, hint = found.message, found.hint or rule.instead end
+      if level == "deny" then
+        out[#out + 1] = deny{ rule = rule.id, message = msg, hint = hint, detail = rule.why,
+                              override = rule.override }
+      else
+        out[#out + 1] = warn{ rule = rule.id, message = msg, hint = hint }
       end
     end
   end
@@ -108,9 +124,9 @@ end
 function on_end(session)
   local out = {}
   local ctx = make_ctx(session)
-  for _, rule in ipairs(RULES) do
-    local level = level_of(rule, session.environment)
-    if level ~= "off" and rule.at_end then
+  for _, a in ipairs(active_rules(session.environment)) do
+    local rule, level = a.rule, a.level
+    if rule.at_end then
       local ok, found = pcall(rule.at_end, session, ctx)
       if not ok then error("rule " .. rule.id .. ": " .. tostring(found), 0) end
       if found then

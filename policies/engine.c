@@ -35,6 +35,8 @@ struct policy_engine {
 	bool overrun;                /* the current call hit its budget */
 	size_t mem_used, mem_limit;
 	const struct policy_session *current;   /* the session of the call in progress */
+	int rows_ref;               /* session.statements rows already built, by seq (a Lua table) */
+	const void *rows_owner;     /* ... for this session (its created list identifies it) */
 	int nrules;
 	char last_error[700];
 };
@@ -479,6 +481,7 @@ struct policy_engine *policy_engine_load(const struct policy_options *o, char *e
 	if (!e)
 		return NULL;
 	e->fail_open = o->fail_open;
+	e->rows_ref = LUA_NOREF;
 	e->budget = o->budget > 0 ? o->budget : 1000000;
 	e->mem_limit = o->mem_limit ? o->mem_limit : 64u << 20;
 	e->L = lua_newstate(l_alloc, e);
@@ -562,6 +565,10 @@ struct policy_engine *policy_engine_load(const struct policy_options *o, char *e
 	if (o->profile && strcmp(o->profile, "off") && !load_library(e, o, err, errlen))
 		goto fail;
 	lua_gc(e->L, LUA_GCCOLLECT);
+	/* A large heap that never changes (every sandbox, the rules) and short-lived garbage
+	 * per statement: the generational collector's case; incremental cycles would keep
+	 * walking the static part. */
+	lua_gc(e->L, LUA_GCGEN, 0, 0);
 	return e;
 fail:
 	policy_engine_free(e);
@@ -765,14 +772,33 @@ static int l_created_index(lua_State *L)
 
 static int l_statements_index(lua_State *L)
 {
-	const struct policy_session *s = engine_of(L)->current;
+	struct policy_engine *e = engine_of(L);
+	const struct policy_session *s = e->current;
 	lua_Integer i = lua_tointeger(L, 2);
 	if (!s || i < 1 || i > s->ntx)
 		return 0;
+	const struct policy_tx_stmt *t = &s->tx[i - 1];
+	/* Rules look back over the transaction on every statement: build each row once per
+	 * session (rows are keyed by the statement's seq, never reused within a session). */
+	if (e->rows_owner != s->owner || !s->owner || e->rows_ref == LUA_NOREF) {
+		if (e->rows_ref != LUA_NOREF)
+			luaL_unref(L, LUA_REGISTRYINDEX, e->rows_ref);
+		lua_newtable(L);
+		e->rows_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+		e->rows_owner = s->owner;
+	}
+	lua_rawgeti(L, LUA_REGISTRYINDEX, e->rows_ref);
+	if (t->seq && lua_rawgeti(L, -1, (lua_Integer)t->seq) == LUA_TTABLE)
+		return 1;
+	lua_pop(L, 1);
 	lua_createtable(L, 0, 3);
-	set_str(L, "tag", s->tx[i - 1].tag);
-	set_str(L, "text", s->tx[i - 1].text);
-	set_str(L, "strict_id", s->tx[i - 1].strict_id);
+	set_str(L, "tag", t->tag);
+	set_str(L, "text", t->text);
+	set_str(L, "strict_id", t->strict_id);
+	if (t->seq) {
+		lua_pushvalue(L, -1);
+		lua_rawseti(L, -3, (lua_Integer)t->seq);
+	}
 	return 1;
 }
 
@@ -999,8 +1025,6 @@ void policy_check_statement(struct policy_engine *e, const struct stmt_info *st,
 		call_hook(e, p, "on_statement", 2, v, true);
 	}
 	e->current = NULL;
-	/* Policies' garbage is small; a step per statement keeps the heap flat. */
-	lua_gc(L, LUA_GCSTEP, 0);
 }
 
 void policy_decide(struct policy_engine *e, const char *sql, const struct stmt_info *st,

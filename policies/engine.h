@@ -47,6 +47,7 @@ struct policy_tx_stmt {
 	char *fingerprint;          /* (the ledger's "nearest statement" hint) */
 	char *objects;              /* "schema.name,name" as written */
 	bool exempt;                /* touches a migration tool's bookkeeping: no staging-first */
+	unsigned long seq;          /* never reused within a session: caches key on it */
 };
 
 /* A session holding (or waiting for) a lock on a relation. */
@@ -96,6 +97,7 @@ struct policy_session {
 	/* facts(name) for policies; NULL when no database is reachable (ddlguard check). */
 	bool (*facts)(void *arg, const char *name, struct policy_facts *out);
 	void *facts_arg;
+	const void *owner;          /* identifies the session for per-session caches */
 };
 
 /* The failure's "file:line: message", for logs; valid until the next call. */

@@ -194,6 +194,7 @@ static void check_text(struct policy_engine *e, const char *file, const char *sq
 		.user = user ? user : "", .database = "", .application_name = "ddlguard check",
 		.client_addr = "local", .environment = environment, .tx_status = 'I',
 		.facts = offline_lookup, .facts_arg = of,
+		.owner = sql,   /* each file is a session of its own */
 	};
 	struct policy_tx_stmt *tx = NULL;
 	char **created = NULL;
@@ -257,6 +258,7 @@ static void check_text(struct policy_engine *e, const char *file, const char *sq
 			if (!tx)
 				abort();
 			memset(&tx[ntx], 0, sizeof(tx[ntx]));
+			tx[ntx].seq = (unsigned long)i + 1;
 			tx[ntx].tag = strdup(st->tag);
 			tx[ntx].text = strdup(st->text);
 			tx[ntx].strict_id = strdup(st->strict_id_hex);

@@ -255,6 +255,7 @@ void guard_fill_session(struct session *s, struct policy_session *ps)
 	ps->created = s->guard.created;
 	ps->facts = facts_lookup;
 	ps->facts_arg = s;
+	ps->owner = s;
 }
 
 static void remember(struct guard_state *g, const struct stmt_info *st)
@@ -268,6 +269,7 @@ static void remember(struct guard_state *g, const struct stmt_info *st)
 	t->tag = xstrdup(st->tag);
 	t->strict_id = xstrdup(st->strict_id_hex);
 	t->fingerprint = xstrdup(st->fingerprint_hex);
+	t->seq = ++g->tx_seq;
 	/* Never keep a password: role and user-mapping statements are kept normalized. */
 	t->text = safe_text(st);
 	if (!t->text)

@@ -42,6 +42,7 @@ struct guard_audit {
 struct guard_state {
 	struct policy_tx_stmt *tx;   /* DDL forwarded in the current transaction (owned) */
 	int ntx;
+	unsigned long tx_seq;        /* numbers the statements of this session */
 	char **tx_created;           /* objects they create (owned) */
 	int ntx_created;
 	char **created;              /* tx_created of committed transactions, then this tx's (owned) */

@@ -14,6 +14,7 @@ local function key(session, names)
 end
 
 local function learn(stmt, session)
+  if stmt.tag ~= "CREATE DOMAIN" and stmt.tag ~= "ALTER DOMAIN" and stmt.tag ~= "DROP DOMAIN" then return end
   local t = stmt.tree
   if t.node_type == "CreateDomainStmt" then
     local has = nil
@@ -45,9 +46,10 @@ return {
     learn(stmt, session)
     if stmt.node ~= "AlterTableStmt" or stmt.tag ~= "ALTER TABLE" then return nil end
     local t = stmt.objects[1]
-    if ctx.new(t) or ctx.small(t) then return nil end
-    for _, cmd in ipairs(stmt.tree.cmds) do
-      local col = cmd.subtype == "AT_AddColumn" and cmd.def
+    if next(constrained) == nil or ctx.new(t) or ctx.small(t) then return nil end
+    for i, sub in ipairs(stmt.subcommands) do
+      -- The i-th sub-command is the i-th command of the parse tree.
+      local col = sub.name == "ADD COLUMN" and stmt.tree.cmds[i].def
       -- An array of a domain is not a domain: no rewrite.
       if col and #col.type_name.array_bounds == 0 and constrained[key(session, col.type_name.names)] then
         local names = {}

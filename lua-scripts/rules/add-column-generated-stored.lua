@@ -13,9 +13,11 @@ return {
   check = function(stmt, session, ctx)
     if stmt.node ~= "AlterTableStmt" or stmt.tag ~= "ALTER TABLE" then return nil end
     local t = stmt.objects[1]
-    if ctx.new(t) or ctx.small(t) then return nil end
-    for _, cmd in ipairs(stmt.tree.cmds) do
-      local col = cmd.subtype == "AT_AddColumn" and cmd.def
+    -- Nothing rewrites the table; or it is new (created in this session, empty) or small.
+    if not t.rewrite or ctx.new(t) or ctx.small(t) then return nil end
+    for i, sub in ipairs(stmt.subcommands) do
+      -- The i-th sub-command is the i-th command of the parse tree.
+      local col = sub.name == "ADD COLUMN" and sub.rewrite and stmt.tree.cmds[i].def
       for _, c in ipairs(col and col.constraints or {}) do
         -- A parser that knows PostgreSQL 18 marks VIRTUAL columns: those are free.
         if c.contype == "CONSTR_GENERATED" and c.generated_kind ~= "v" then

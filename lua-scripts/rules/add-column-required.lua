@@ -6,10 +6,24 @@ local serial = {
   serial = true, serial4 = true, bigserial = true, serial8 = true, smallserial = true, serial2 = true,
 }
 
--- Columns added NOT NULL with a DEFAULT, by the adding statement's strict_id, so a DROP DEFAULT
--- later in the same transaction can find them in session.statements.
-local added = {}
-local remembered = 0
+-- Columns added NOT NULL with a DEFAULT, by the adding statement's strict_id, as a string
+-- ("|accounts.plan|"), so a DROP DEFAULT later in the same transaction can find them through
+-- session.statements. Bounded: the newest 500 such statements and the 500 before them.
+local new, old, count = {}, {}, 0
+
+local function remember(strict_id, names)
+  if new[strict_id] == nil then count = count + 1 end
+  new[strict_id] = names
+  if count >= 500 then new, old, count = {}, new, 0 end
+end
+
+local function added_earlier(session, name)
+  for _, s in ipairs(session.statements) do
+    local names = new[s.strict_id] or old[s.strict_id]
+    if names and string.find(names, "|" .. name .. "|", 1, true) then return true end
+  end
+  return false
+end
 
 -- What an ADD COLUMN definition says: NOT NULL? does every row get a value?
 local function describe(col)
@@ -21,13 +35,6 @@ local function describe(col)
     if c.contype == "CONSTR_IDENTITY" or c.contype == "CONSTR_GENERATED" then filled = true end
   end
   return notnull, filled
-end
-
-local function added_earlier(session, name)
-  for _, s in ipairs(session.statements) do
-    if added[s.strict_id] and added[s.strict_id][name] then return true end
-  end
-  return false
 end
 
 return {
@@ -46,21 +53,21 @@ return {
     local t = stmt.objects[1]
     -- A table created in this session is empty and no running app uses it yet.
     if ctx.new(t) then return nil end
-    local mine, found = {}, nil
-    for _, cmd in ipairs(stmt.tree.cmds) do
+    local mine, found = "|", nil
+    for i, sub in ipairs(stmt.subcommands) do
       if found then break end
-      if cmd.subtype == "AT_AddColumn" then
-        local name = qualified(t) .. "." .. cmd.def.colname
-        local notnull, filled = describe(cmd.def)
+      local name = qualified(t) .. "." .. (sub.column or "?")
+      if sub.name == "ADD COLUMN" then
+        -- The i-th sub-command is the i-th command of the parse tree.
+        local notnull, filled = describe(stmt.tree.cmds[i].def)
         if notnull and not filled then
           found = "ADD COLUMN " .. name .. " NOT NULL has no DEFAULT: it fails if the table has rows, "
                   .. "and the running app's INSERTs fail"
         elseif notnull then
-          mine[name] = true
+          mine = mine .. name .. "|"
         end
-      elseif cmd.subtype == "AT_ColumnDefault" and cmd.def == nil then
-        local name = qualified(t) .. "." .. cmd.name
-        if mine[name] or added_earlier(session, name) then
+      elseif sub.name == "DROP DEFAULT" then
+        if string.find(mine, "|" .. name .. "|", 1, true) or added_earlier(session, name) then
           found = { message = "DROP DEFAULT on " .. name .. ", just added NOT NULL: the running "
                               .. "app's INSERTs, which do not name it, fail",
                     hint = "Keep the default until every running version of the app writes the "
@@ -68,11 +75,7 @@ return {
         end
       end
     end
-    if next(mine) then
-      if remembered > 10000 then added, remembered = {}, 0 end
-      remembered = remembered + 1
-      added[stmt.strict_id] = mine
-    end
+    if mine ~= "|" then remember(stmt.strict_id, mine) end
     return found
   end,
 }

@@ -51,8 +51,9 @@ return {
     local t = stmt.objects[1]
     -- A table created in this session is empty; a small one rewrites in no time.
     if ctx.new(t) or ctx.small(t) then return nil end
-    for _, cmd in ipairs(stmt.tree.cmds) do
-      local col = cmd.subtype == "AT_AddColumn" and cmd.def
+    for i, sub in ipairs(stmt.subcommands) do
+      -- The i-th sub-command is the i-th command of the parse tree.
+      local col = sub.name == "ADD COLUMN" and stmt.tree.cmds[i].def
       for _, c in ipairs(col and col.constraints or {}) do
         if c.contype == "CONSTR_DEFAULT" then
           for _, f in ipairs(calls(c.raw_expr, {})) do

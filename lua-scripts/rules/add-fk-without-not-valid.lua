@@ -15,8 +15,8 @@ return {
   check = function(stmt, session, ctx)
     if stmt.node ~= "AlterTableStmt" or stmt.tag ~= "ALTER TABLE" then return nil end
     local t = stmt.objects[1]
-    -- A table created in this session is empty: the check is instant, the locks brief.
-    if ctx.new(t) or ctx.small(t) then return nil end
+    -- Nothing reads the table; or it is new (created in this session, empty) or small.
+    if not t.scan or ctx.new(t) or ctx.small(t) then return nil end
     for _, c in ipairs(stmt.subcommands) do
       if c.name == "ADD CONSTRAINT FOREIGN KEY" and not c.not_valid then
         return "ADD CONSTRAINT " .. (c.column and (c.column .. " ") or "") .. "FOREIGN KEY on "
@@ -24,8 +24,10 @@ return {
                .. "table while it scans" .. ctx.lock_note(t)
       end
     end
-    for _, cmd in ipairs(stmt.tree.cmds) do
-      local col = cmd.subtype == "AT_AddColumn" and cmd.def
+    for i, sub in ipairs(stmt.subcommands) do
+      -- An inline constraint makes ADD COLUMN read the table; the i-th sub-command is the
+      -- i-th command of the parse tree.
+      local col = sub.name == "ADD COLUMN" and sub.scan and stmt.tree.cmds[i].def
       for _, c in ipairs(col and col.constraints or {}) do
         if c.contype == "CONSTR_FOREIGN" then
           local r = c.pktable

@@ -15,16 +15,18 @@ return {
   check = function(stmt, session, ctx)
     if stmt.node ~= "AlterTableStmt" or stmt.tag ~= "ALTER TABLE" then return nil end
     local t = stmt.objects[1]
-    -- A table created in this session is empty; a small one is indexed in no time.
-    if ctx.new(t) or ctx.small(t) then return nil end
+    -- Nothing reads the table; or it is new (created in this session, empty) or small.
+    if not t.scan or ctx.new(t) or ctx.small(t) then return nil end
     for _, c in ipairs(stmt.subcommands) do
       if c.name == "ADD CONSTRAINT PRIMARY KEY" then
         return "ADD PRIMARY KEY on " .. qualified(t)
                .. " builds its index while it blocks reads and writes" .. ctx.lock_note(t)
       end
     end
-    for _, cmd in ipairs(stmt.tree.cmds) do
-      local col = cmd.subtype == "AT_AddColumn" and cmd.def
+    for i, sub in ipairs(stmt.subcommands) do
+      -- An inline constraint makes ADD COLUMN read the table; the i-th sub-command is the
+      -- i-th command of the parse tree.
+      local col = sub.name == "ADD COLUMN" and sub.scan and stmt.tree.cmds[i].def
       for _, c in ipairs(col and col.constraints or {}) do
         if c.contype == "CONSTR_PRIMARY" then
           return { message = "ADD COLUMN " .. qualified(t) .. "." .. col.colname .. " PRIMARY KEY "

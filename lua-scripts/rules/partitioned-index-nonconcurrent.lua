@@ -12,8 +12,8 @@ local function key(session, name)
 end
 
 local function learn(stmt, session)
-  local t = stmt.tree
-  if t.node_type == "CreateStmt" then
+  if stmt.node == "CreateStmt" then
+    local t = stmt.tree
     local r = t.relation
     local name = r.schemaname and (r.schemaname .. "." .. r.relname) or r.relname
     if remembered > 10000 then partitioned, remembered = {}, 0 end

@@ -3,21 +3,25 @@
 --
 -- session.statements lists the transaction's earlier statements (tag, text, strict_id) but not
 -- their locks, so the rule remembers, by strict_id, which tables each statement it sees locks
--- against writes (SHARE or stronger). strict_id depends only on the statement, never on the
--- session, so this is right whichever session ran it first.
-local locked = {}
-local remembered = 0
+-- against writes (SHARE or stronger), as a string: "|orders|app.accounts|".
+-- strict_id depends only on the statement, never on the session, so this is right whichever
+-- session ran it first. The memory is bounded: the newest 500 statements and the 500 before.
+local new, old, count = {}, {}, 0
 
 local function remember(stmt)
-  local names = {}
+  local names = ""
   for _, o in ipairs(stmt.objects) do
-    if o.lock_level >= LOCK.SHARE and not o.created then names[qualified(o)] = true end
+    if o.lock_level >= LOCK.SHARE and not o.created then names = names .. "|" .. qualified(o) end
   end
-  if next(names) then
-    if remembered > 10000 then locked, remembered = {}, 0 end
-    remembered = remembered + 1
-    locked[stmt.strict_id] = names
-  end
+  if names == "" then return end
+  if new[stmt.strict_id] == nil then count = count + 1 end
+  new[stmt.strict_id] = names .. "|"
+  if count >= 500 then new, old, count = {}, new, 0 end
+end
+
+local function locked(strict_id, name)
+  local names = new[strict_id] or old[strict_id]
+  return names ~= nil and string.find(names, "|" .. name .. "|", 1, true) ~= nil
 end
 
 -- The constraint this ALTER TABLE validates, if it validates one. (ALTER DOMAIN … VALIDATE
@@ -51,9 +55,10 @@ return {
     if stmt.tag == "ALTER TABLE" and stmt.lock_level >= LOCK.SHARE then
       return what .. " scans under the " .. stmt.lock .. " lock its own ALTER TABLE takes"
     end
-    if not ctx.in_transaction then return nil end
+    -- The earlier statements of this transaction (explicit, or the implicit one of a
+    -- multi-statement Query); none in autocommit.
     for i, s in ipairs(session.statements) do
-      if locked[s.strict_id] and locked[s.strict_id][qualified(o)] then
+      if locked(s.strict_id, qualified(o)) then
         return what .. " scans under the lock statement " .. i .. " of this transaction (" .. s.tag
                .. ") took on it: nothing can write to it until the scan ends"
       end
