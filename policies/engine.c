@@ -36,6 +36,9 @@ struct policy_engine {
 	size_t mem_used, mem_limit;
 	const struct policy_session *current;   /* the session of the call in progress */
 	int rows_ref;               /* session.statements rows already built, by seq (a Lua table) */
+	int created_ref;            /* session.created as a Lua set, kept in step with the list */
+	const void *created_owner;
+	int created_n;
 	const void *rows_owner;     /* ... for this session (its created list identifies it) */
 	int nrules;
 	char last_error[700];
@@ -482,6 +485,7 @@ struct policy_engine *policy_engine_load(const struct policy_options *o, char *e
 		return NULL;
 	e->fail_open = o->fail_open;
 	e->rows_ref = LUA_NOREF;
+	e->created_ref = LUA_NOREF;
 	e->budget = o->budget > 0 ? o->budget : 1000000;
 	e->mem_limit = o->mem_limit ? o->mem_limit : 64u << 20;
 	e->L = lua_newstate(l_alloc, e);
@@ -758,15 +762,29 @@ static void push_stmt(lua_State *L, const struct stmt_info *st)
  */
 static int l_created_index(lua_State *L)
 {
-	const struct policy_session *s = engine_of(L)->current;
+	struct policy_engine *e = engine_of(L);
+	const struct policy_session *s = e->current;
 	const char *k = lua_tostring(L, 2);
 	if (!s || !k)
 		return 0;
-	for (int i = 0; i < s->ncreated; i++)
-		if (!strcmp(s->created[i], k)) {
-			lua_pushboolean(L, 1);
-			return 1;
-		}
+	/* The list only grows within a session (and shrinks on a rollback): keep a Lua set
+	 * in step with it, so a lookup costs a hash probe, not a scan. */
+	if (e->created_ref == LUA_NOREF || e->created_owner != s->owner || !s->owner ||
+	    s->ncreated < e->created_n) {
+		if (e->created_ref != LUA_NOREF)
+			luaL_unref(L, LUA_REGISTRYINDEX, e->created_ref);
+		lua_newtable(L);
+		e->created_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+		e->created_owner = s->owner;
+		e->created_n = 0;
+	}
+	lua_rawgeti(L, LUA_REGISTRYINDEX, e->created_ref);
+	for (; e->created_n < s->ncreated; e->created_n++) {
+		lua_pushboolean(L, 1);
+		lua_setfield(L, -2, s->created[e->created_n]);
+	}
+	if (lua_getfield(L, -1, k) == LUA_TBOOLEAN)
+		return 1;
 	return 0;
 }
 

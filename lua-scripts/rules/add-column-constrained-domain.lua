@@ -14,15 +14,20 @@ local function key(session, names)
 end
 
 local function learn(stmt, session)
-  if stmt.tag ~= "CREATE DOMAIN" and stmt.tag ~= "ALTER DOMAIN" and stmt.tag ~= "DROP DOMAIN" then return end
+  local node = stmt.node
+  if node ~= "CreateDomainStmt" and node ~= "AlterDomainStmt" and stmt.tag ~= "DROP DOMAIN" then
+    return
+  end
   local t = stmt.tree
   if t.node_type == "CreateDomainStmt" then
     local has = nil
-    for _, c in ipairs(t.constraints or {}) do
+    for _, c in ipairs(t.constraints) do
       if c.contype == "CONSTR_CHECK" or c.contype == "CONSTR_NOTNULL" then has = true end
     end
-    if remembered > 10000 then constrained, remembered = {}, 0 end
-    remembered = remembered + 1
+    if has then
+      if remembered > 10000 then constrained, remembered = {}, 0 end
+      remembered = remembered + 1
+    end
     constrained[key(session, t.domainname)] = has
   elseif t.node_type == "AlterDomainStmt" and (t.subtype == "C" or t.subtype == "O") then
     constrained[key(session, t.type_name)] = true
@@ -49,12 +54,12 @@ return {
     if next(constrained) == nil or ctx.new(t) or ctx.small(t) then return nil end
     for i, sub in ipairs(stmt.subcommands) do
       -- The i-th sub-command is the i-th command of the parse tree.
-      local col = sub.name == "ADD COLUMN" and stmt.tree.cmds[i].def
+      local ty = sub.name == "ADD COLUMN" and stmt.tree.cmds[i].def.type_name
       -- An array of a domain is not a domain: no rewrite.
-      if col and #col.type_name.array_bounds == 0 and constrained[key(session, col.type_name.names)] then
+      if ty and #ty.array_bounds == 0 and constrained[key(session, ty.names)] then
         local names = {}
-        for i, n in ipairs(col.type_name.names) do names[i] = n.sval end
-        return "ADD COLUMN " .. qualified(t) .. "." .. col.colname .. " of domain "
+        for k, n in ipairs(ty.names) do names[k] = n.sval end
+        return "ADD COLUMN " .. qualified(t) .. "." .. sub.column .. " of domain "
                .. table.concat(names, ".") .. ", which has constraints, rewrites the table"
                .. ctx.lock_note(t)
       end

@@ -18,8 +18,9 @@ return {
     if not t.scan or ctx.new(t) or ctx.small(t) then return nil end
     for _, c in ipairs(stmt.subcommands) do
       if c.name == "ADD CONSTRAINT EXCLUDE" then
-        return "ADD CONSTRAINT " .. (c.column and (c.column .. " ") or "") .. "EXCLUDE on " .. qualified(t)
-               .. " builds its index while it blocks reads and writes" .. ctx.lock_note(t)
+        return "ADD CONSTRAINT " .. (c.column and (c.column .. " ") or "") .. "EXCLUDE on "
+               .. qualified(t) .. " builds its index while it blocks reads and writes"
+               .. ctx.lock_note(t)
       end
     end
   end,

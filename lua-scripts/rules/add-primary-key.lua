@@ -7,9 +7,9 @@ return {
   why = "ALTER TABLE … ADD PRIMARY KEY takes ACCESS EXCLUSIVE, makes its columns NOT NULL (a full "
      .. "scan unless they already are) and builds the unique index (another scan and a sort): no "
      .. "reads or writes until both end. An inline PRIMARY KEY in ADD COLUMN does the same.",
-  instead = "Make the columns NOT NULL first (a validated CHECK (col IS NOT NULL), then SET NOT NULL); "
-     .. "CREATE UNIQUE INDEX CONCURRENTLY t_pkey_idx ON t (col); then ALTER TABLE t ADD CONSTRAINT "
-     .. "t_pkey PRIMARY KEY USING INDEX t_pkey_idx (a brief lock).",
+  instead = "Make the columns NOT NULL first (a validated CHECK (col IS NOT NULL), then SET NOT "
+     .. "NULL); CREATE UNIQUE INDEX CONCURRENTLY t_pkey_idx ON t (col); then ALTER TABLE t ADD "
+     .. "CONSTRAINT t_pkey PRIMARY KEY USING INDEX t_pkey_idx (a brief lock).",
   default = "deny", strict = "deny",
   override = true,
   check = function(stmt, session, ctx)
@@ -17,22 +17,21 @@ return {
     local t = stmt.objects[1]
     -- Nothing reads the table; or it is new (created in this session, empty) or small.
     if not t.scan or ctx.new(t) or ctx.small(t) then return nil end
-    for _, c in ipairs(stmt.subcommands) do
-      if c.name == "ADD CONSTRAINT PRIMARY KEY" then
+    for i, sub in ipairs(stmt.subcommands) do
+      if sub.name == "ADD CONSTRAINT PRIMARY KEY" then
         return "ADD PRIMARY KEY on " .. qualified(t)
                .. " builds its index while it blocks reads and writes" .. ctx.lock_note(t)
       end
-    end
-    for i, sub in ipairs(stmt.subcommands) do
-      -- An inline constraint makes ADD COLUMN read the table; the i-th sub-command is the
-      -- i-th command of the parse tree.
-      local col = sub.name == "ADD COLUMN" and sub.scan and stmt.tree.cmds[i].def
-      for _, c in ipairs(col and col.constraints or {}) do
-        if c.contype == "CONSTR_PRIMARY" then
-          return { message = "ADD COLUMN " .. qualified(t) .. "." .. col.colname .. " PRIMARY KEY "
-                             .. "builds its index while it blocks reads and writes" .. ctx.lock_note(t),
-                   hint = "Add the column, fill it and make it NOT NULL, CREATE UNIQUE INDEX "
-                          .. "CONCURRENTLY on it, then ADD PRIMARY KEY USING INDEX." }
+      -- An inline constraint makes ADD COLUMN scan; the i-th sub-command is the i-th command
+      -- of the parse tree.
+      if sub.name == "ADD COLUMN" and sub.scan then
+        for _, c in ipairs(stmt.tree.cmds[i].def.constraints) do
+          if c.contype == "CONSTR_PRIMARY" then
+            return { message = "ADD COLUMN " .. qualified(t) .. "." .. sub.column .. " PRIMARY KEY "
+                               .. "builds its index while it blocks reads and writes" .. ctx.lock_note(t),
+                     hint = "Add the column, fill it and make it NOT NULL, CREATE UNIQUE INDEX "
+                            .. "CONCURRENTLY on it, then ADD PRIMARY KEY USING INDEX." }
+          end
         end
       end
     end

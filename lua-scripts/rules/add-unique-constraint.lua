@@ -16,22 +16,22 @@ return {
     local t = stmt.objects[1]
     -- Nothing reads the table; or it is new (created in this session, empty) or small.
     if not t.scan or ctx.new(t) or ctx.small(t) then return nil end
-    for _, c in ipairs(stmt.subcommands) do
-      if c.name == "ADD CONSTRAINT UNIQUE" then
-        return "ADD CONSTRAINT " .. (c.column and (c.column .. " ") or "") .. "UNIQUE on " .. qualified(t)
-               .. " builds its index while it blocks reads and writes" .. ctx.lock_note(t)
-      end
-    end
     for i, sub in ipairs(stmt.subcommands) do
-      -- An inline constraint makes ADD COLUMN read the table; the i-th sub-command is the
-      -- i-th command of the parse tree.
-      local col = sub.name == "ADD COLUMN" and sub.scan and stmt.tree.cmds[i].def
-      for _, c in ipairs(col and col.constraints or {}) do
-        if c.contype == "CONSTR_UNIQUE" then
-          return { message = "ADD COLUMN " .. qualified(t) .. "." .. col.colname .. " UNIQUE builds "
-                             .. "its index while it blocks reads and writes" .. ctx.lock_note(t),
-                   hint = "Add the column without UNIQUE, CREATE UNIQUE INDEX CONCURRENTLY on it, "
-                          .. "then ADD CONSTRAINT … UNIQUE USING INDEX." }
+      if sub.name == "ADD CONSTRAINT UNIQUE" then
+        return "ADD CONSTRAINT " .. (sub.column and (sub.column .. " ") or "") .. "UNIQUE on "
+               .. qualified(t) .. " builds its index while it blocks reads and writes"
+               .. ctx.lock_note(t)
+      end
+      -- An inline constraint makes ADD COLUMN scan; the i-th sub-command is the i-th command
+      -- of the parse tree.
+      if sub.name == "ADD COLUMN" and sub.scan then
+        for _, c in ipairs(stmt.tree.cmds[i].def.constraints) do
+          if c.contype == "CONSTR_UNIQUE" then
+            return { message = "ADD COLUMN " .. qualified(t) .. "." .. sub.column .. " UNIQUE builds "
+                               .. "its index while it blocks reads and writes" .. ctx.lock_note(t),
+                     hint = "Add the column without UNIQUE, CREATE UNIQUE INDEX CONCURRENTLY on it, "
+                            .. "then ADD CONSTRAINT … UNIQUE USING INDEX." }
+          end
         end
       end
     end

@@ -47,7 +47,9 @@ local function free(old_type, new_type)
   if old_type == new_type then return true end
   local o, op, os = split(old_type)
   local n, np, ns = split(new_type)
-  if (o == "varchar" or o == "text") and (new_type == "text" or new_type == "varchar") then return true end
+  if (o == "varchar" or o == "text") and (new_type == "text" or new_type == "varchar") then
+    return true
+  end
   if o == "varchar" and n == "varchar" then return op ~= nil and np ~= nil and np >= op end
   if o == "numeric" and n == "numeric" then
     if new_type == "numeric" then return true end

@@ -15,10 +15,14 @@ local function learn(stmt, session)
   if stmt.node == "CreateStmt" then
     local t = stmt.tree
     local r = t.relation
-    local name = r.schemaname and (r.schemaname .. "." .. r.relname) or r.relname
-    if remembered > 10000 then partitioned, remembered = {}, 0 end
-    remembered = remembered + 1
-    partitioned[key(session, name)] = (t.partspec ~= nil) or nil
+    local k = key(session, r.schemaname and (r.schemaname .. "." .. r.relname) or r.relname)
+    if t.partspec then
+      if remembered > 10000 then partitioned, remembered = {}, 0 end
+      remembered = remembered + 1
+      partitioned[k] = true
+    else
+      partitioned[k] = nil
+    end
   elseif stmt.tag == "DROP TABLE" then
     for _, o in ipairs(stmt.objects) do partitioned[key(session, qualified(o))] = nil end
   end

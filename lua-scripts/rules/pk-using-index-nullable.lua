@@ -44,17 +44,18 @@ return {
   why = "A primary key's columns must be NOT NULL. When a column of the index is nullable, ADD "
      .. "PRIMARY KEY USING INDEX sets NOT NULL itself, which reads every row under the ACCESS "
      .. "EXCLUSIVE lock it holds: no reads or writes until the scan ends.",
-  instead = "Make the columns NOT NULL first, without a blocking scan: ADD CONSTRAINT … CHECK (col IS "
-     .. "NOT NULL) NOT VALID, VALIDATE CONSTRAINT (separate transaction), SET NOT NULL (PostgreSQL 12+ "
-     .. "skips the scan), then ADD PRIMARY KEY USING INDEX.",
+  instead = "Make the columns NOT NULL first, without a blocking scan: ADD CONSTRAINT … CHECK "
+     .. "(col IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT (separate transaction), SET NOT NULL "
+     .. "(PostgreSQL 12+ skips the scan), then ADD PRIMARY KEY USING INDEX.",
   default = "deny", strict = "deny",
   override = true,
   check = function(stmt, session, ctx)
     local db = session.environment .. "/" .. session.database .. "/"
-    if stmt.tag == "CREATE INDEX" and stmt.tree.unique and stmt.tree.idxname then
+    local tree = stmt.tag == "CREATE INDEX" and stmt.tree
+    if tree and tree.unique and tree.idxname then
       local cols = "|"
-      for _, p in ipairs(stmt.tree.index_params) do cols = cols .. (p.name or "(expression)") .. "|" end
-      remember(db .. stmt.tree.idxname, cols)
+      for _, p in ipairs(tree.index_params) do cols = cols .. (p.name or "(expression)") .. "|" end
+      remember(db .. tree.idxname, cols)
     end
     if stmt.node ~= "AlterTableStmt" or stmt.tag ~= "ALTER TABLE" then return nil end
     local t = stmt.objects[1]
@@ -74,9 +75,9 @@ return {
         for _, k in ipairs(d.keys) do cols = cols .. k.sval .. "|" end
         for c in string.gmatch(cols, "[^|]+") do
           if d.indexname and recall(tk .. "." .. c) and not ctx.new(t) and not ctx.small(t) then
-            return "ADD PRIMARY KEY USING INDEX " .. d.indexname .. " on " .. qualified(t) .. ": column "
-                   .. c .. " is nullable, so it is checked for NULLs while the table is blocked"
-                   .. ctx.lock_note(t)
+            return "ADD PRIMARY KEY USING INDEX " .. d.indexname .. " on " .. qualified(t)
+                   .. ": column " .. c .. " is nullable, so it is checked for NULLs while the "
+                   .. "table is blocked" .. ctx.lock_note(t)
           end
           remember(tk .. "." .. c, nil)
         end
