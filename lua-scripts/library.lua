@@ -26,6 +26,7 @@
 -- small_table_rows estimated rows), ctx.rows(obj), ctx.lock_note(obj).
 
 local levels = {}
+-- Later entries win: the DBA's policy files' rule_levels come first, the configuration's last.
 for item in string.gmatch(LIBRARY.levels or "", "[^,%s]+") do
   local key, level = string.match(item, "^(.+):(%a+)$")
   if not key or (level ~= "deny" and level ~= "warn" and level ~= "off") then

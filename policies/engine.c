@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "policies/override.h"
+#include "protocol/pgw.h"
 #include "policies/tree.h"
 
 #define HOOK_EVERY 1000          /* instructions between budget checks */
@@ -565,9 +566,42 @@ struct policy_engine *policy_engine_load(const struct policy_options *o, char *e
 		}
 		p->env_ref = luaL_ref(e->L, LUA_REGISTRYINDEX);
 	}
-	/* The library runs after the DBA's own files, which may set LIBRARY levels too. */
-	if (o->profile && strcmp(o->profile, "off") && !load_library(e, o, err, errlen))
-		goto fail;
+	/* The library runs after the DBA's own files, which may set levels too: a global
+	 * rule_levels = { ["drop-column"] = "warn", ["production/drop-column"] = "deny" }.
+	 * The configuration's rule_levels come after them and win. */
+	if (o->profile && strcmp(o->profile, "off")) {
+		struct pgw_buf lv = { 0 };
+		for (int i = 0; i < e->npolicies; i++) {
+			lua_rawgeti(e->L, LUA_REGISTRYINDEX, e->policies[i].env_ref);
+			if (lua_getfield(e->L, -1, "rule_levels") == LUA_TTABLE) {
+				lua_pushnil(e->L);
+				while (lua_next(e->L, -2)) {
+					if (lua_type(e->L, -2) == LUA_TSTRING && lua_type(e->L, -1) == LUA_TSTRING) {
+						const char *k = lua_tostring(e->L, -2), *v = lua_tostring(e->L, -1);
+						if (lv.len)
+							pgw_buf_put(&lv, ", ", 2);
+						pgw_buf_put(&lv, k, strlen(k));
+						pgw_buf_put_u8(&lv, ':');
+						pgw_buf_put(&lv, v, strlen(v));
+					}
+					lua_pop(e->L, 1);
+				}
+			}
+			lua_pop(e->L, 2);
+		}
+		if (o->rule_levels && *o->rule_levels) {
+			if (lv.len)
+				pgw_buf_put(&lv, ", ", 2);
+			pgw_buf_put(&lv, o->rule_levels, strlen(o->rule_levels));
+		}
+		pgw_buf_put_u8(&lv, 0);
+		struct policy_options lo = *o;
+		lo.rule_levels = (const char *)lv.data;
+		bool ok = load_library(e, &lo, err, errlen);
+		pgw_buf_free(&lv);
+		if (!ok)
+			goto fail;
+	}
 	lua_gc(e->L, LUA_GCCOLLECT);
 	/* A large heap that never changes (every sandbox, the rules) and short-lived garbage
 	 * per statement: the generational collector's case; incremental cycles would keep

@@ -264,6 +264,12 @@ bool config_set(struct config *c, const char *key, const char *v, char *err, siz
 		  !strcmp(key, "lock_poll_interval") ? &c->lock_poll_interval : &c->max_queue_wait) = (int)ms;
 		return true;
 	}
+	if (!strcmp(key, "audit_dml")) {
+		if (strcmp(v, "on") && strcmp(v, "off"))
+			return errf(err, errlen, "invalid audit_dml \"%s\" (on or off)%s", v, "");
+		c->audit_dml = !strcmp(v, "on");
+		return true;
+	}
 	if (!strcmp(key, "audit_failure")) {
 		if (strcmp(v, "closed") && strcmp(v, "open"))
 			return errf(err, errlen, "invalid audit_failure \"%s\" (closed or open)%s", v, "");

@@ -90,6 +90,7 @@ struct config {
 	char *audit_log;            /* JSON Lines audit log path; NULL: none */
 	char *metrics_listen;       /* ADDR:PORT of the Prometheus endpoint; NULL: off */
 	bool audit_fail_open;       /* audit_failure = open */
+	bool audit_dml;             /* audit every statement, DML included */
 	char *monitor_user;         /* side connections (facts): user and password */
 	char *monitor_password;
 	int facts_cache_seconds;

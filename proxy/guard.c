@@ -765,7 +765,8 @@ bool guard_inspect(void *arg, uint8_t type, const uint8_t *msg, size_t len,
 	if (!tend)
 		return true;
 	size_t tlen = (size_t)(tend - text);
-	bool dml = policy_engine_wants_dml(e);
+	/* audit_dml: every statement is parsed and written to the audit log. */
+	bool dml = policy_engine_wants_dml(e) || (s->cfg->audit_dml && audit_enabled());
 	bool writes = policy_engine_wants_writes(e);
 	if (!dml && stmt_fast_path_ex(text, tlen, !writes))
 		return true;

@@ -141,3 +141,15 @@ class TestAudit(ProxyTestCase):
         r = self.psql(self.conninfo(proxy=p2), '-c', 'SELECT 1', '-c', 'CREATE TABLE audit_open_t (id int)')
         self.assertEqual(r.returncode, 0, r.stderr)
         self.pg.psql_admin('DROP TABLE audit_open_t')
+
+    def test_dml_is_audited_only_when_configured(self):
+        for setting, expected in (('off', 0), ('on', 1)):
+            p, path = self.guard(f'dml_{setting}.jsonl', audit_dml=setting)
+            owner = USERS['trust'][0]
+            self.pg.psql_admin(f'CREATE TABLE IF NOT EXISTS audit_dml (id int); ALTER TABLE audit_dml OWNER TO {owner}')
+            r = self.psql(self.conninfo(proxy=p), '-c', 'INSERT INTO audit_dml VALUES (1), (2)')
+            self.assertEqual(r.returncode, 0, r.stderr)
+            inserts = [x for x in self.records(path) if x['event'] == 'statement' and x['command_tag'] == 'INSERT']
+            self.assertEqual(len(inserts), expected, setting)
+            if inserts:
+                self.assertEqual((inserts[0]['outcome'], inserts[0]['rows']), ('ok', 2))

@@ -102,3 +102,19 @@ class TestLibrary(ProxyTestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn('retrying in', r.stderr)
         self.assertIn('long-report', r.stderr)
+
+    def test_levels_from_a_policy_file(self):
+        import os
+        from harness import subdir
+        pol = os.path.join(subdir('policies'), 'levels.lua')
+        with open(pol, 'w') as f:
+            f.write('rule_levels = { ["require-concurrent-index"] = "warn" }\n'
+                    'function on_statement(stmt, session) end\n')
+        p = self.guard(policy_files=pol)
+        r = self.run_sql(p, 'CREATE INDEX lib_big_pf ON lib_big (id)')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn('WARNING:  CREATE INDEX on lib_big blocks writes', r.stderr)
+        self.pg.psql_admin('DROP INDEX lib_big_pf')
+        # The configuration's rule_levels win over the policy file's.
+        p2 = self.guard(policy_files=pol, rule_levels='require-concurrent-index:deny')
+        self.assertEqual(self.run_sql(p2, 'CREATE INDEX lib_big_pf ON lib_big (id)').returncode, 1)
