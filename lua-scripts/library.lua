@@ -23,7 +23,8 @@
 -- (any level but off applies it).
 -- ctx gives what a text linter cannot know: ctx.new(obj) (created earlier in this session,
 -- so empty and exempt from lock rules), ctx.facts(obj), ctx.small(obj) (fewer than
--- small_table_rows estimated rows), ctx.rows(obj), ctx.lock_note(obj).
+-- small_table_rows estimated rows), ctx.rows(obj), ctx.lock_note(obj), ctx.columns(stmt)
+-- (the columns a statement defines) and ctx.type_of(column definition).
 
 local levels = {}
 -- Later entries win: the DBA's policy files' rule_levels come first, the configuration's last.
@@ -74,6 +75,27 @@ function ctx.lock_note(o)
   local lock = o.lock or "?"
   if n then return string.format(" (about %d rows; %s)", n, lock) end
   return " (" .. lock .. ")"
+end
+
+-- The columns a CREATE TABLE defines or an ALTER TABLE adds or retypes: { name, def }.
+function ctx.columns(stmt)
+  local t, out = stmt.tree, {}
+  if t.node_type == "CreateStmt" then
+    for _, e in ipairs(t.table_elts) do
+      if e.node_type == "ColumnDef" then out[#out + 1] = { name = e.colname, def = e } end
+    end
+  elseif t.node_type == "AlterTableStmt" then
+    for _, c in ipairs(t.cmds) do
+      if c.subtype == "AT_AddColumn" then out[#out + 1] = { name = c.def.colname, def = c.def } end
+      if c.subtype == "AT_AlterColumnType" then out[#out + 1] = { name = c.name, def = c.def } end
+    end
+  end
+  return out
+end
+-- A column definition's type name without its schema, as the parser spells it: int4, varchar …
+function ctx.type_of(def)
+  local names = def.type_name and def.type_name.names
+  return names and names[#names].sval
 end
 
 local function make_ctx(session)
