@@ -1,6 +1,5 @@
 -- Catalog #57. char(n) pads with blanks and is no faster than text.
 
-
 return {
   id = "ban-char",
   severity = "P3", class = "STYLE",

@@ -1,6 +1,5 @@
 -- Catalog #53. A 32-bit (or 16-bit) integer column overflows one day, and widening it rewrites the table.
 
-
 -- The narrow integer types, by the parser's name, with the name a DBA writes.
 local small = { int4 = "integer", int2 = "smallint", serial = "serial", serial4 = "serial",
                 smallserial = "smallserial", serial2 = "smallserial" }

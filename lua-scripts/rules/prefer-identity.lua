@@ -1,6 +1,5 @@
 -- Catalog #54. serial is a sequence and a default bolted onto a column; identity is the standard form.
 
-
 -- serial, bigserial and smallserial, with their aliases.
 local serials = { serial = true, serial4 = true, bigserial = true, serial8 = true,
                   smallserial = true, serial2 = true }

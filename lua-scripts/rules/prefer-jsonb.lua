@@ -1,6 +1,5 @@
 -- Catalog #52. json keeps the text as written and has no equality operator; jsonb is what apps want.
 
-
 return {
   id = "prefer-jsonb",
   severity = "P2", class = "STYLE",

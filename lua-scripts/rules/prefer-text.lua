@@ -1,6 +1,5 @@
 -- Catalog #55. A length limit in the type is hard to change later; a CHECK is easy to change.
 
-
 return {
   id = "prefer-text",
   severity = "P3", class = "STYLE",

@@ -1,6 +1,5 @@
 -- Catalog #56. timestamp without time zone silently drops the offset of every value written to it.
 
-
 return {
   id = "prefer-timestamptz",
   severity = "P3", class = "STYLE",
