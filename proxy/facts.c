@@ -109,10 +109,18 @@ static void cache_put(struct facts_state *st, const char *prefix, const char *na
 	st->cache = e;
 }
 
+/*
+ * Facts must never wait for a lock: the migration asking may itself hold ACCESS EXCLUSIVE on
+ * the table (an ALTER earlier in its transaction), and pg_relation_size() and friends open
+ * the relation. So only the catalog and the statistics are read: rows from reltuples, or,
+ * for a table never analysed, the statistics' live-tuple count or an upper bound from its
+ * pages; bytes from relpages.
+ */
 static const char FACTS_SQL[] =
 	"SELECT q.name, c.oid IS NOT NULL, c.relkind, "
-	"CASE WHEN c.reltuples < 0 THEN -1 ELSE c.reltuples::bigint END, "
-	"coalesce(pg_total_relation_size(c.oid), 0), "
+	"CASE WHEN c.oid IS NULL THEN -1 WHEN c.reltuples >= 0 THEN c.reltuples::bigint "
+	"ELSE greatest(coalesce(pg_stat_get_live_tuples(c.oid), 0), c.relpages::bigint * 256) END, "
+	"coalesce(c.relpages::bigint * current_setting('block_size')::bigint, 0), "
 	"(SELECT count(*) FROM pg_index i WHERE i.indrelid = c.oid) "
 	"FROM unnest($1::text[]) WITH ORDINALITY AS q(name, n) "
 	"LEFT JOIN pg_class c ON c.oid = to_regclass(q.name) ORDER BY q.n";
@@ -299,8 +307,10 @@ enum facts_status facts_prefetch(struct session *s, char **names, int n)
 	q->s = s;
 	snprintf(q->prefix, sizeof(q->prefix), "%s", prefix);
 	for (int i = 0; i < n; i++) {
-		if (cache_find(st, prefix, names[i], cfg->facts_cache_seconds) ||
-		    name_index(q->names, q->n, names[i]) >= 0)
+		/* "Does not exist" is never reused: a migration creates tables all the time (and
+		 * one created in an open transaction is invisible to the side connection). */
+		struct facts_entry *e = cache_find(st, prefix, names[i], cfg->facts_cache_seconds);
+		if ((e && (!e->ok || e->f.exists)) || name_index(q->names, q->n, names[i]) >= 0)
 			continue;
 		q->names = realloc(q->names, (q->n + 1) * sizeof(char *));
 		if (!q->names)

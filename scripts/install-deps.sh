@@ -7,6 +7,13 @@ pkgs=(build-essential autoconf automake libtool pkg-config
       postgresql-15 postgresql-client-15 pgbouncer openssl
       python3-psycopg2 libpostgresql-jdbc-java default-jdk-headless
       procps iproute2 util-linux time)
+# --clients: also the migration tools tests/clients drives (Debian's; npm ones come from
+# tests/clients/node/package.json).
+if [ "${1:-}" = "--clients" ]; then
+  pkgs+=(python3-alembic python3-django python3-sqlalchemy ruby-activerecord ruby-pg rake
+         sqitch libdbd-pg-perl)
+  command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm)
+fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

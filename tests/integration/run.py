@@ -149,7 +149,7 @@ class Result(unittest.TestResult):
         self._bad('FAIL', test, (AssertionError, AssertionError('unexpected success'), None))
 
     def summary(self):
-        s = f'integration: {self.passed} passed, {self.failed} failed'
+        s = f'{LABEL}: {self.passed} passed, {self.failed} failed'
         if self.skipped_n:
             s += f', {self.skipped_n} skipped'
         return s
@@ -205,7 +205,13 @@ class Watchdog:
 watchdog = None
 
 
-def main():
+LABEL = 'integration'
+
+
+def main(suite_dir=HERE, label='integration'):
+    """Also runs tests/clients (suite_dir) with the same harness, under another label."""
+    global LABEL
+    LABEL = label
     reexec_with_system_python()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('-k', action='append', default=[], help='run tests whose id contains this')
@@ -220,9 +226,11 @@ def main():
         os.environ['DDLG_TEST_KEEP'] = '1'
     os.chdir(REPO)
     sys.path.insert(0, HERE)
+    if suite_dir != HERE:
+        sys.path.insert(0, suite_dir)
 
     ensure_dependencies()
-    suite = unittest.defaultTestLoader.discover(HERE, pattern='test_*.py', top_level_dir=HERE)
+    suite = unittest.defaultTestLoader.discover(suite_dir, pattern='test_*.py', top_level_dir=suite_dir)
     suite = filtered(suite, args.k)
     tests = list(iter_tests(suite))
     if args.list:
@@ -241,7 +249,7 @@ def main():
     result = Result(class_sizes)
     watchdog.result = result
     started = time.monotonic()
-    print(f'integration: {len(tests)} tests, ddlguard = '
+    print(f'{LABEL}: {len(tests)} tests, ddlguard = '
           f'{"(direct to PostgreSQL)" if harness.DIRECT else harness.ddlguard_bin()}', flush=True)
     try:
         suite.run(result)
@@ -259,7 +267,7 @@ def main():
     if result.reports:
         print('=' * 78)
     harness.remove_workdir(keep=bool(result.failed))
-    print(f'integration: ran in {time.monotonic() - started:.0f}s', flush=True)
+    print(f'{LABEL}: ran in {time.monotonic() - started:.0f}s', flush=True)
     print(result.summary(), flush=True)
     return 0 if result.failed == 0 else 1
 

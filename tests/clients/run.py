@@ -1,0 +1,32 @@
+#!/usr/bin/python3
+"""Runs the migration-tool suite (tests/clients) with the integration harness.
+
+    /usr/bin/python3 tests/clients/run.py [-k PATTERN]... [--keep] [--no-build]
+
+Ends with one line `clients: N passed, N failed`. Installs the tools first (Debian packages
+and npm: scripts/install-deps.sh --clients, then npm ci in tests/clients/node)."""
+
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(REPO, 'tests', 'integration'))
+
+import run as integration_run  # noqa: E402
+
+
+def install_tools():
+    subprocess.run(['bash', os.path.join(REPO, 'scripts', 'install-deps.sh'), '--clients'], check=True)
+    node = os.path.join(HERE, 'node')
+    if os.path.exists(os.path.join(node, 'package.json')):
+        cmd = ['npm', 'ci' if os.path.exists(os.path.join(node, 'package-lock.json')) else 'install',
+               '--no-audit', '--no-fund', '--loglevel=error']
+        subprocess.run(cmd, cwd=node, check=True)
+
+
+if __name__ == '__main__':
+    integration_run.reexec_with_system_python()
+    install_tools()
+    sys.exit(integration_run.main(suite_dir=HERE, label='clients'))
