@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Runs the migration-tool suite (tests/clients) with the integration harness.
 
-    /usr/bin/python3 tests/clients/run.py [-k PATTERN]... [--keep] [--no-build]
+    /usr/bin/python3 tests/clients/run.py [-k PATTERN]... [--keep] [--no-build] [--no-install]
 
 Ends with one line `clients: N passed, N failed`. Installs the tools first (Debian packages
 and npm: scripts/install-deps.sh --clients, then npm ci in tests/clients/node)."""
@@ -28,5 +28,8 @@ def install_tools():
 
 if __name__ == '__main__':
     integration_run.reexec_with_system_python()
-    install_tools()
+    if '--no-install' in sys.argv:      # tools already installed (e.g. several runs at once)
+        sys.argv.remove('--no-install')
+    else:
+        install_tools()
     sys.exit(integration_run.main(suite_dir=HERE, label='clients'))
