@@ -4,6 +4,7 @@
 #   lua          the rule library's cases, through `ddlguard check`
 #   integration  a real PostgreSQL 15 started by the harness, driven through the ASan
 #                build of ddlguard with psql, libpq, psycopg2 and JDBC
+#   clients      real migration tools through ddlguard (tests/clients; docs/clients.md)
 # Ends with one line "N passed, N failed" counting every test of every suite.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -59,20 +60,30 @@ else
 fi
 rm -f "$out"
 
-echo "== integration tests (real PostgreSQL 15, ASan build of ddlguard)"
-ipass=0
-ifail=0
-out=$(mktemp)
-DDLGUARD_BIN="$PWD/build-asan/ddlguard" /usr/bin/python3 tests/integration/run.py 2>&1 | tee "$out"
-line=$(grep -E '^integration: [0-9]+ passed, [0-9]+ failed' "$out" | tail -1)
-if [ -n "$line" ]; then
-	ipass=$(echo "$line" | sed -E 's/^integration: ([0-9]+) passed.*/\1/')
-	ifail=$(echo "$line" | sed -E 's/^integration: [0-9]+ passed, ([0-9]+) failed.*/\1/')
-else
-	echo "integration runner printed no summary"
-	ifail=1
-fi
-rm -f "$out"
-passed=$((passed + ipass))
-failed=$((failed + ifail))
+# run_suite LABEL TITLE COMMAND…: runs a python suite, adds its "LABEL: N passed, N failed".
+run_suite() {
+	local label=$1 title=$2 out line sp sf
+	shift 2
+	echo "== $title"
+	out=$(mktemp)
+	DDLGUARD_BIN="$PWD/build-asan/ddlguard" "$@" 2>&1 | tee "$out"
+	line=$(grep -E "^$label: [0-9]+ passed, [0-9]+ failed" "$out" | tail -1)
+	if [ -n "$line" ]; then
+		sp=$(echo "$line" | sed -E "s/^$label: ([0-9]+) passed.*/\1/")
+		sf=$(echo "$line" | sed -E "s/^$label: [0-9]+ passed, ([0-9]+) failed.*/\1/")
+	else
+		echo "$label runner printed no summary"
+		sp=0
+		sf=1
+	fi
+	rm -f "$out"
+	passed=$((passed + sp))
+	failed=$((failed + sf))
+}
+
+run_suite integration "integration tests (real PostgreSQL 15, ASan build of ddlguard)" \
+	/usr/bin/python3 tests/integration/run.py
+# The migration tools (Debian packages and npm, installed by the runner) through ddlguard.
+run_suite clients "migration tools (tests/clients: psql, Alembic, Django, ActiveRecord, sqitch, JDBC, knex, node-pg-migrate, Liquibase, dbmate)" \
+	/usr/bin/python3 tests/clients/run.py
 summary
