@@ -762,6 +762,7 @@ static void push_stmt(lua_State *L, const struct stmt_info *st)
 		set_bool(L, "scan", o->scan);
 		set_bool(L, "created", o->created);
 		set_bool(L, "dropped", o->dropped);
+		set_str(L, "bookkeeping", stmt_bookkeeping_tool(o->schema, o->name));
 		lua_rawseti(L, -2, i + 1);
 	}
 	lua_setfield(L, -2, "objects");

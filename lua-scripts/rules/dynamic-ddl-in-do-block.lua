@@ -31,8 +31,9 @@ return {
     if stmt.tag ~= "DO" then return nil end
     local body = body_of(stmt.tree)
     if not body then return nil end
-    -- Comments are not code: drop them before looking for words.
-    body = string.lower(body):gsub("%-%-[^\n]*", " "):gsub("/%*.-%*/", " ")
+    -- Comments and string literals are not code: drop them before looking for words (a
+    -- RAISE message may say "create"; EXECUTE 'CREATE …' is still caught by EXECUTE).
+    body = string.lower(body):gsub("%-%-[^\n]*", " "):gsub("/%*.-%*/", " "):gsub("'[^']*'", " ")
     for _, word in ipairs(ddl_words) do
       if has_word(body, word) then
         return "this DO block runs " .. string.upper(word) .. " …: ddlguard sees only the DO, so "

@@ -22,7 +22,12 @@ return {
     if stmt.tag ~= "LOCK TABLE" or stmt.tree.nowait then return nil end
     for _, o in ipairs(stmt.objects) do
       -- Nobody else uses a table created earlier in this session yet.
-      if blocks[o.lock_level] and not ctx.new(o) then
+      -- A migration tool locking its own history table is its mutex, not the app's table.
+      -- Sqitch locks its registry's "changes" unqualified, under SET search_path = sqitch
+      -- (sent with a bound parameter ddlguard does not track): EXCLUSIVE on "changes" is it.
+      local tool_mutex = o.bookkeeping
+          or (o.schema == nil and o.name == "changes" and o.lock_level == LOCK.EXCLUSIVE)
+      if blocks[o.lock_level] and not ctx.new(o) and not tool_mutex then
         return "LOCK TABLE " .. qualified(o) .. " IN " .. o.lock .. " MODE "
             .. string.format(blocks[o.lock_level], qualified(o)) .. " until the transaction ends"
       end

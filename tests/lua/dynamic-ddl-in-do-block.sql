@@ -41,3 +41,11 @@ END
 $$;
 -- case: pass
 ALTER TABLE users ADD COLUMN IF NOT EXISTS email_verified boolean NOT NULL DEFAULT false;
+-- case: pass
+-- Words inside string literals are not statements (sqitch's registry set-up block).
+DO $$
+BEGIN
+    SET LOCAL client_min_messages = 'ERROR';
+    RAISE WARNING USING MESSAGE = 'sqitch needs to create its registry tables';
+END;
+$$;

@@ -24,3 +24,21 @@ BEGIN;
 CREATE TABLE accounts_new (LIKE accounts INCLUDING ALL);
 LOCK TABLE accounts_new IN ACCESS EXCLUSIVE MODE;
 COMMIT;
+-- case: pass
+-- sqitch's registry mutex: its "changes" table under SET search_path = sqitch.
+BEGIN;
+LOCK TABLE changes IN EXCLUSIVE MODE;
+COMMIT;
+-- case: pass
+BEGIN;
+LOCK TABLE sqitch.changes IN EXCLUSIVE MODE;
+COMMIT;
+-- case: pass
+BEGIN;
+LOCK TABLE public.flyway_schema_history IN ACCESS EXCLUSIVE MODE;
+COMMIT;
+-- case: deny
+-- Only sqitch's exact lock is exempt: ACCESS EXCLUSIVE on a "changes" table is not it.
+BEGIN;
+LOCK TABLE changes;
+COMMIT;
