@@ -456,7 +456,7 @@ static void add_query(struct pgw_buf *b, const struct pgw_buf *sql)
 	pgw_msg_end(b, m);
 }
 
-static void build_timeouts(struct session *s, const struct verdict *v, uint8_t type,
+static void build_timeouts(struct session *s, const struct verdict *v, uint8_t type, bool own_tx,
 			   struct relay_inspection *out, struct pgw_buf *pre_sql)
 {
 	struct pgw_buf pre = { 0 }, post = { 0 };
@@ -513,6 +513,14 @@ static void build_timeouts(struct session *s, const struct verdict *v, uint8_t t
 		const uint8_t types[] = { 'P', 'B', 'E', 'C', 'C' };
 		memcpy(out->before_types, types, sizeof(types));
 		out->nbefore = sizeof(types);
+		if (own_tx) {
+			/* CREATE INDEX CONCURRENTLY and the like refuse to run after another
+			 * Execute in the same implicit transaction ("cannot be executed within
+			 * a pipeline"): end ours with a Sync (its ReadyForQuery is swallowed). */
+			m = pgw_msg_begin(b, 'S');
+			pgw_msg_end(b, m);
+			out->before_types[out->nbefore++] = 'S';
+		}
 	}
 	pgw_buf_put(&out->after_sql, post.data, post.len);
 	if (pre_sql)
@@ -917,7 +925,13 @@ bool guard_inspect(void *arg, uint8_t type, const uint8_t *msg, size_t len,
 		/* In a failed transaction the statement fails anyway; an extended-protocol
 		 * SET of ours would fail first and hide the client's own error. */
 		struct pgw_buf pre = { 0 };
-		build_timeouts(s, &v, type, out, &pre);
+		/* A statement that must run outside a transaction block, sent while the session
+		 * is idle: our timeout SET gets an implicit transaction of its own. */
+		bool own_tx = false;
+		for (int i = 0; i < l.n; i++)
+			if (!l.items[i].in_tx_block_ok)
+				own_tx = s->relay.last_status == 'I';
+		build_timeouts(s, &v, type, own_tx, out, &pre);
 		slog_debug(s, "decision: lock_timeout %d ms, statement_timeout %d ms",
 			   v.lock_timeout_ms, v.statement_timeout_ms);
 		if (type == 'Q' && v.lock_timeout_ms && s->cfg->retry_attempts > 1)

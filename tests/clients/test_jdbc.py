@@ -39,7 +39,11 @@ MIGRATIONS = {
 }
 # The dangerous one: a blocking index on a big table, in a transactional migration, after a
 # statement that must be rolled back with it.
-DANGEROUS = ('V6__accounts_name_idx.sql', "ALTER TABLE accounts ADD COLUMN nick text;\n"
+# On a big table an index built CONCURRENTLY is what the rules ask for: it runs, with the
+# library's lock_timeout set first (over the extended protocol, in a transaction of its own).
+BIG_CONCURRENT = ('V6__accounts_lower_email.sql', "-- ddlguard:no-transaction\n"
+                  "CREATE INDEX CONCURRENTLY accounts_lower_email ON accounts (lower(email));\n")
+DANGEROUS = ('V7__accounts_name_idx.sql', "ALTER TABLE accounts ADD COLUMN nick text;\n"
                                           "CREATE INDEX accounts_name ON accounts (name);\n")
 
 _lock = threading.Lock()
@@ -137,6 +141,11 @@ class TestJdbc(ClientCase):
 
         # The dangerous one, once accounts is big.
         self.make_big(db, 'accounts', "g, 'user' || g || '@example.com', 'user' || g")
+        self.write(mode, *BIG_CONCURRENT)
+        p = self.migrate(mode, db)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertTrue(self.indexes(db, 'accounts')['accounts_lower_email'])
+        self.assertEqual(self.recorded(db), ['1', '2', '3', '4', '5', '6'])
         ranks = len(self.history(db))
         self.write(mode, *DANGEROUS)
         p = self.migrate(mode, db)
@@ -148,14 +157,14 @@ class TestJdbc(ClientCase):
         self.assertRegex(p.stderr, r'\nMessage    : ERROR: CREATE INDEX on accounts ')
         self.assertRegex(p.stderr, r'\nDetail     : ddlguard rule: (require-concurrent-index|'
                                    r'long-statement-under-access-exclusive)')
-        self.assertIn('ERROR: Migration V6__accounts_name_idx.sql failed', p.stderr)
+        self.assertIn('ERROR: Migration V7__accounts_name_idx.sql failed', p.stderr)
         self.assertIn('Statement  : CREATE INDEX accounts_name ON accounts (name)', p.stderr)
         self.assertRegex(p.stderr, r'\nHint       : .*CONCURRENTLY')   # both rules' hints say how
-        # The transaction was rolled back: nothing of V6 remains, and the history has no row for it.
+        # The transaction was rolled back: nothing of V7 remains, and the history has no row for it.
         self.assertNotIn('nick', self.columns(db, 'accounts'))
         self.assertNotIn('accounts_name', self.indexes(db, 'accounts'))
         self.assertEqual(len(self.history(db)), ranks)
-        self.assertEqual(self.recorded(db), ['1', '2', '3', '4', '5'])
+        self.assertEqual(self.recorded(db), ['1', '2', '3', '4', '5', '6'])
 
     def test_plain(self):
         self.scenario('plain')
