@@ -683,6 +683,14 @@ struct config *config_load(const struct cli_opts *o, char *err, size_t errlen)
 	}
 	if (o->unix_socket_dir)
 		set_str(&c->unix_socket_dir, o->unix_socket_dir);
+	if (o->rules) {
+		if (strcmp(o->rules, "off") && strcmp(o->rules, "none") && strcmp(o->rules, "default") &&
+		    strcmp(o->rules, "strict")) {
+			snprintf(e, sizeof(e), "invalid --rules \"%s\" (off, none, default or strict)", o->rules);
+			goto fail;
+		}
+		set_str(&c->rules, o->rules);
+	}
 	for (int i = 0; i < o->verbose && c->log_level < LOG_LVL_DEBUG; i++)
 		c->log_level++;
 	if (!config_validate(c, e, sizeof(e)) || !config_load_policies(c, e, sizeof(e)))

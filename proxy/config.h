@@ -42,6 +42,7 @@ struct cli_opts {
 	const char *listen;         /* ADDR:PORT */
 	const char *environment;
 	const char *unix_socket_dir;
+	const char *rules;          /* --rules: off, none, default or strict */
 	int verbose;                /* each -v raises the log level by one */
 };
 

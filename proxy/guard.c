@@ -835,18 +835,27 @@ bool guard_inspect(void *arg, uint8_t type, const uint8_t *msg, size_t len,
 	struct verdict v;
 	verdict_init(&v);
 	int denied = -1;
+	int tx_base = 0;        /* statements of s->guard.tx from before a COMMIT in this Query */
 	for (int i = 0; i < l.n; i++) {
 		const struct stmt_info *st = &l.items[i];
 		/* BEGIN … COMMIT inside one Query: later statements of it run in that block. */
 		if (st->txctl == STMT_TX_BEGIN)
 			ps.tx_status = 'T';
-		else if (st->txctl == STMT_TX_COMMIT || st->txctl == STMT_TX_ROLLBACK)
+		else if (st->txctl == STMT_TX_COMMIT || st->txctl == STMT_TX_ROLLBACK) {
 			ps.tx_status = 'I';
-		else if (st->txctl == STMT_TX_SAVEPOINT || st->txctl == STMT_TX_ROLLBACK_TO ||
+			tx_base = s->guard.ntx;
+		} else if (st->txctl == STMT_TX_SAVEPOINT || st->txctl == STMT_TX_ROLLBACK_TO ||
 			 st->txctl == STMT_TX_RELEASE)
 			savepoint(&s->guard, st);
 		if (!stmt_guarded(st) && !dml && !(writes && stmt_is_write(st)))
 			continue;
+		/* remember() (and savepoint()) of the earlier statements may have moved these. */
+		if (tx_base > s->guard.ntx)
+			tx_base = s->guard.ntx;
+		ps.tx = s->guard.tx + tx_base;
+		ps.ntx = s->guard.ntx - tx_base;
+		ps.ncreated = s->guard.ncreated;
+		ps.created = s->guard.created;
 		struct verdict sv;
 		verdict_init(&sv);
 		policy_decide(e, text, st, &ps, &sv);

@@ -36,6 +36,7 @@ static void usage(FILE *fp)
 "  -l, --listen ADDR:PORT     where clients connect (default 127.0.0.1:6432; run: a free port)\n"
 "  -e, --environment NAME     environment of the routes that do not name one\n"
 "  -s, --unix-socket-dir DIR  also listen on DIR/.s.PGSQL.PORT\n"
+"  -r, --rules PROFILE        the rule library: off, none, default or strict (docs/rules.md)\n"
 "      --check                check the configuration and exit\n"
 "  -v, --verbose              more log output (repeat for debug)\n"
 "  -V, --version              print the version and exit\n"
@@ -65,6 +66,7 @@ int main(int argc, char **argv)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "environment", required_argument, NULL, 'e' },
 		{ "unix-socket-dir", required_argument, NULL, 's' },
+		{ "rules", required_argument, NULL, 'r' },
 		{ "check", no_argument, NULL, 'C' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, 'V' },
@@ -73,13 +75,14 @@ int main(int argc, char **argv)
 	};
 	int c;
 	/* '+' stops at the first non-option, so `run -- psql -c …` keeps psql's flags. */
-	while ((c = getopt_long(argc, argv, "+c:u:l:e:s:vVh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+c:u:l:e:s:r:vVh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c': opts.config_file = optarg; break;
 		case 'u': opts.upstream = optarg; break;
 		case 'l': opts.listen = optarg; break;
 		case 'e': opts.environment = optarg; break;
 		case 's': opts.unix_socket_dir = optarg; break;
+		case 'r': opts.rules = optarg; break;
 		case 'C': check_only = true; break;
 		case 'v': opts.verbose++; break;
 		case 'V': printf("ddlguard %s\n", PACKAGE_VERSION); return 0;

@@ -47,13 +47,73 @@ static void sb_enc(struct sbuf *b, const char *s)
 	}
 }
 
-char *run_rewrite_url(const char *url, const char *host, int port)
+static bool ssl_param(const char *k, size_t n)
+{
+	static const char *ssl[] = { "sslmode", "sslrootcert", "sslcert", "sslkey", "sslaccept", "ssl" };
+	for (size_t i = 0; i < sizeof(ssl) / sizeof(ssl[0]); i++)
+		if (strlen(ssl[i]) == n && !strncmp(k, ssl[i], n))
+			return true;
+	return false;
+}
+
+/*
+ * A URL libpq cannot parse because it carries parameters of another driver (Prisma's
+ * ?schema=, ?connection_limit=…): the same URL with only its host and port replaced and
+ * its TLS parameters dropped, the rest kept byte for byte. NULL when it is no URL at all.
+ */
+static char *rewrite_url_text(const char *url, const char *host, int port, bool plain_leg)
+{
+	const char *p = strstr(url, "://");
+	if (!p || (strncmp(url, "postgres://", 11) && strncmp(url, "postgresql://", 13)))
+		return NULL;
+	p += 3;
+	size_t alen = strcspn(p, "/?#");
+	const char *at = NULL;
+	for (const char *q = p; q < p + alen; q++)
+		if (*q == '@')
+			at = q;
+	struct sbuf b = { 0 };
+	char hp[128];
+	sb_add(&b, url, (size_t)(p - url));
+	if (at)
+		sb_add(&b, p, (size_t)(at + 1 - p));
+	int n = snprintf(hp, sizeof(hp), "%s:%d", host, port);
+	sb_add(&b, hp, (size_t)n);
+	const char *rest = p + alen;
+	size_t plen = strcspn(rest, "?#");
+	sb_add(&b, rest, plen);
+	rest += plen;
+	char sep = '?';
+	if (*rest == '?') {
+		rest++;
+		while (*rest && *rest != '#') {
+			size_t len = strcspn(rest, "&#");
+			size_t klen = strcspn(rest, "=&#");
+			if (len && !ssl_param(rest, klen < len ? klen : len)) {
+				sb_add(&b, &sep, 1);
+				sep = '&';
+				sb_add(&b, rest, len);
+			}
+			rest += len;
+			if (*rest == '&')
+				rest++;
+		}
+	}
+	if (plain_leg) {
+		sb_add(&b, &sep, 1);
+		sb_add(&b, "sslmode=disable", 15);
+	}
+	sb_add(&b, rest, strlen(rest));     /* a #fragment, if any */
+	return b.p;
+}
+
+char *run_rewrite_url(const char *url, const char *host, int port, bool plain_leg)
 {
 	char *perr = NULL;
 	PQconninfoOption *opts = PQconninfoParse(url, &perr);
 	if (!opts) {
 		PQfreemem(perr);
-		return NULL;
+		return rewrite_url_text(url, host, port, plain_leg);
 	}
 	const char *user = NULL, *password = NULL, *dbname = NULL;
 	for (PQconninfoOption *o = opts; o->keyword; o++) {
@@ -100,6 +160,12 @@ char *run_rewrite_url(const char *url, const char *host, int port)
 		sb_enc(&b, o->val);
 	}
 	PQconninfoFree(opts);
+	/* Drivers that default to TLS (lib/pq, node-postgres with ssl in the URL) must not
+	 * ask a plaintext loopback listener for it. */
+	if (plain_leg) {
+		sb_add(&b, &sep, 1);
+		sb_add(&b, "sslmode=disable", 15);
+	}
 	return b.p;
 }
 
@@ -141,7 +207,7 @@ int run_main(struct cli_opts *opts, char **argv)
 	snprintf(portstr, sizeof(portstr), "%d", port);
 	char *newurl = NULL;
 	if (dburl && *dburl) {
-		newurl = run_rewrite_url(dburl, "127.0.0.1", port);
+		newurl = run_rewrite_url(dburl, "127.0.0.1", port, srv.cfg->client_tls_mode == TLS_DISABLE);
 		if (!newurl) {
 			fprintf(stderr, "ddlguard run: cannot parse DATABASE_URL\n");
 			server_free(&srv);
@@ -163,12 +229,10 @@ int run_main(struct cli_opts *opts, char **argv)
 		unsetenv("PGSERVICE");
 		if (newurl)
 			setenv("DATABASE_URL", newurl, 1);
-		/* ddlguard talks TLS to the server itself; the child's leg is loopback. */
-		if (srv.cfg->client_tls_mode == TLS_DISABLE) {
-			const char *m = getenv("PGSSLMODE");
-			if (m && (!strcmp(m, "require") || !strncmp(m, "verify", 6)))
-				setenv("PGSSLMODE", "prefer", 1);
-		}
+		/* ddlguard talks TLS to the server itself; the child's leg is loopback and
+		 * plaintext. "disable", not "prefer": node-postgres takes prefer as require. */
+		if (srv.cfg->client_tls_mode == TLS_DISABLE)
+			setenv("PGSSLMODE", "disable", 1);
 		signal(SIGPIPE, SIG_DFL);
 		execvp(argv[0], argv);
 		fprintf(stderr, "ddlguard run: cannot run %s: %s\n", argv[0], strerror(errno));
@@ -203,13 +267,20 @@ int run_main(struct cli_opts *opts, char **argv)
 		"ddlguard: %s %s. Through ddlguard on 127.0.0.1:%d to %s:%d (%s): %llu sessions "
 		"(%llu logged in, %llu failed logins), %llu simple queries and %llu prepared "
 		"statements, %s from the client and %s from the server, %llu cancel requests, "
-		"%llu protocol errors. Statements were relayed unchecked: no policies are loaded.\n",
+		"%llu protocol errors. ",
 		argv[0], desc, port, r ? r->host : "?", r ? r->port : 0, r ? r->environment : "?",
 		(unsigned long long)st->sessions, (unsigned long long)st->logins,
 		(unsigned long long)st->login_failures, (unsigned long long)st->queries,
 		(unsigned long long)st->parses, human_bytes(st->client_bytes, cb, sizeof(cb)),
 		human_bytes(st->server_bytes, sb, sizeof(sb)), (unsigned long long)st->cancels,
 		(unsigned long long)st->protocol_errors);
+	if (srv.cfg->npolicy_files || strcmp(srv.cfg->rules, "off"))
+		fprintf(stderr, "Guarded statements: %llu allowed, %llu warned, %llu denied.\n",
+			(unsigned long long)st->allowed, (unsigned long long)st->warned,
+			(unsigned long long)st->denied);
+	else
+		fprintf(stderr, "Statements were relayed unchecked: no policies are loaded "
+			"(--rules default, or policies in -c FILE).\n");
 	server_free(&srv);
 	return code;
 }

@@ -11,7 +11,9 @@
 
 /* argv: the words after "--". Returns the process exit status. */
 int run_main(struct cli_opts *opts, char **argv);
-/* Rewrite a libpq URL or conninfo to point at host:port. NULL if it cannot be parsed. */
-char *run_rewrite_url(const char *url, const char *host, int port);
+/* Rewrite a libpq URL or conninfo to point at host:port (TLS parameters dropped; with
+ * plain_leg, sslmode=disable added). A postgres:// URL libpq rejects for parameters of
+ * another driver is rewritten as text. NULL if it cannot be parsed at all. */
+char *run_rewrite_url(const char *url, const char *host, int port, bool plain_leg);
 
 #endif

@@ -212,6 +212,48 @@ class TestRunCommand(CliTestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(p.stdout.strip(), 'md5_user|urlapp')
 
+    def test_run_url_of_another_driver(self):
+        """Prisma-style parameters libpq does not know: the URL is rewritten as text (host
+        and port replaced, the rest kept), not refused."""
+        url = (f'postgresql://trust_user@{self.pg.host}:{self.pg.port}/{APPDB}'
+               f'?schema=public&connection_limit=1&sslmode=require')
+        p = self.run_cmd('sh', '-c', 'echo "$DATABASE_URL"; echo "$PGPORT"', env={'DATABASE_URL': url})
+        self.assertEqual(p.returncode, 0, p.stderr)
+        new_url, port = p.stdout.split()
+        self.assertEqual(new_url, f'postgresql://trust_user@127.0.0.1:{port}/{APPDB}'
+                                  f'?schema=public&connection_limit=1&sslmode=disable')
+
+    def test_run_plain_loopback_leg(self):
+        """ddlguard has no client TLS: the command is told sslmode=disable both ways (lib/pq
+        and node-postgres default to TLS, and node-postgres takes prefer as require)."""
+        url = f'postgres://trust_user@{self.pg.host}:{self.pg.port}/{APPDB}'
+        p = self.run_cmd('sh', '-c', 'echo "$PGSSLMODE"; echo "$DATABASE_URL"',
+                         env={'DATABASE_URL': url, 'PGSSLMODE': 'verify-full'})
+        self.assertEqual(p.returncode, 0, p.stderr)
+        mode, new_url = p.stdout.split()
+        self.assertEqual(mode, 'disable')
+        self.assertTrue(new_url.endswith('sslmode=disable'), new_url)
+
+    def test_run_with_rules_summary(self):
+        """--rules default loads the rule library; the summary counts the decisions."""
+        env = {'PGUSER': 'trust_user', 'PGDATABASE': APPDB}
+        self.pg.psql_admin('CREATE TABLE run_rules_t (id int); ALTER TABLE run_rules_t OWNER TO trust_user')
+        p = self.ddlguard('run', '--upstream', self.upstream_url(), '--rules', 'default', '--',
+                          'psql', '-X', '-v', 'ON_ERROR_STOP=1',
+                          '-c', 'CREATE INDEX CONCURRENTLY run_rules_i ON run_rules_t (id)',
+                          '-c', 'BEGIN; LOCK TABLE run_rules_t; COMMIT', env=env)
+        try:
+            self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+            self.assertIn('ddlguard rule: explicit-lock-table', p.stderr)
+            self.assertIn('Guarded statements: 1 allowed, 0 warned, 1 denied.', p.stderr)
+            p = self.ddlguard('run', '--upstream', self.upstream_url(), '--', 'true')
+            self.assertIn('Statements were relayed unchecked: no policies are loaded', p.stderr)
+            p = self.ddlguard('run', '--upstream', self.upstream_url(), '--rules', 'lenient', '--', 'true')
+            self.assertEqual(p.returncode, 2)
+            self.assertIn('invalid --rules "lenient"', p.stderr)
+        finally:
+            self.pg.psql_admin('DROP TABLE IF EXISTS run_rules_t')
+
     def test_run_exit_status(self):
         p = self.run_cmd('sh', '-c', 'exit 3')
         self.assertEqual(p.returncode, 3, p.stderr)

@@ -57,6 +57,27 @@ class TestLibrary(ProxyTestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.pg.psql_admin('DROP INDEX IF EXISTS lib_small_email')
 
+    def test_one_query_sees_its_own_earlier_statements(self):
+        """Several statements in one simple Query (dbmate, psql -c): each is judged knowing
+        the ones before it. Two CREATEs then an index on the first (new, so exempt); a
+        NOT VALID constraint validated in the same transaction is denied, one validated
+        after a COMMIT in the same Query is not."""
+        p = self.guard()
+        r = self.run_sql(p, 'CREATE TABLE lib_q1 (id int); CREATE TABLE lib_q2 (id int); '
+                            'CREATE TABLE lib_q3 (id int); CREATE INDEX lib_q1_id ON lib_q1 (id); '
+                            'DROP TABLE lib_q1, lib_q2, lib_q3')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.run_sql(p, 'ALTER TABLE lib_big ADD CONSTRAINT lib_big_id_pos CHECK (id > 0) NOT VALID; '
+                            'ALTER TABLE lib_big VALIDATE CONSTRAINT lib_big_id_pos')
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn('ddlguard rule: validate-in-same-transaction', r.stderr)
+        self.assertNotIn('lib_big_id_pos', self.pg.psql_admin(
+            "SELECT conname FROM pg_constraint WHERE conrelid = 'lib_big'::regclass"))
+        r = self.run_sql(p, 'BEGIN; ALTER TABLE lib_big ADD CONSTRAINT lib_big_id_pos CHECK (id > 0) NOT VALID; '
+                            'COMMIT; ALTER TABLE lib_big VALIDATE CONSTRAINT lib_big_id_pos')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.pg.psql_admin('ALTER TABLE lib_big DROP CONSTRAINT lib_big_id_pos')
+
     def test_without_facts_a_table_counts_as_big(self):
         p = self.guard(monitor_user='')
         r = self.run_sql(p, 'CREATE INDEX lib_small_email2 ON lib_small (email)')
