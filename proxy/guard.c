@@ -383,18 +383,29 @@ static void deny_detail(const struct verdict *v, char *buf, size_t len)
 		snprintf(buf, len, "ddlguard rule: %s", v->rule ? v->rule : "policy");
 }
 
+/* The message with the rule's id after it: some drivers show nothing else (Go's lib/pq
+ * prints "pq: <message>"; knex drops the HINT), and the id leads to docs/rules/<id>.md. */
+static void deny_message(const struct verdict *v, char *buf, size_t len)
+{
+	if (v->rule)
+		snprintf(buf, len, "%s (ddlguard: %s)", v->message, v->rule);
+	else
+		snprintf(buf, len, "%s", v->message);
+}
+
 /* The DO block that makes the server raise the policy's error itself. */
 static void build_do_poison(struct pgw_buf *b, const struct verdict *v)
 {
-	char detail[1200];
+	char detail[1200], message[1200];
 	deny_detail(v, detail, sizeof(detail));
+	deny_message(v, message, sizeof(message));
 	const char *tag = "$ddlguard$";
 	pgw_buf_put(b, "DO ", 3);
 	pgw_buf_put(b, tag, strlen(tag));
 	pgw_buf_put(b, "BEGIN RAISE EXCEPTION USING ERRCODE = '", 39);
 	pgw_buf_put(b, v->sqlstate, 5);
 	pgw_buf_put(b, "', MESSAGE = ", 13);
-	put_literal(b, v->message);
+	put_literal(b, message);
 	pgw_buf_put(b, ", DETAIL = ", 11);
 	put_literal(b, detail);
 	if (v->hint) {
@@ -407,9 +418,10 @@ static void build_do_poison(struct pgw_buf *b, const struct verdict *v)
 
 static void build_deny_error(struct pgw_buf *b, const struct verdict *v)
 {
-	char detail[1200];
+	char detail[1200], message[1200];
 	deny_detail(v, detail, sizeof(detail));
-	pgw_build_error(b, 'E', "ERROR", v->sqlstate, v->message, detail, v->hint);
+	deny_message(v, message, sizeof(message));
+	pgw_build_error(b, 'E', "ERROR", v->sqlstate, message, detail, v->hint);
 }
 
 static void build_notices(struct pgw_buf *b, const struct verdict *v)

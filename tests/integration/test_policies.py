@@ -157,7 +157,8 @@ class TestDeny(PolicyCase):
         c = self.connect()
         e = self.error_of(c, 'TRUNCATE guard_keep')
         self.assertEqual(e.pgcode, '55006')
-        self.assertEqual(e.diag.message_primary, 'no truncate here')
+        self.assertEqual(e.diag.message_primary, 'no truncate here (ddlguard: no-truncate)')
+        self.assertEqual(e.diag.message_detail, 'ddlguard rule: no-truncate')
 
     def test_extended_with_parameters(self):
         out = run([compile_c('guard_ext'), self.conninfo(), 'params']).stdout.splitlines()
