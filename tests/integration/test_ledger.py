@@ -4,6 +4,7 @@ that differs only in a constant is denied (and the hint names what staging ran);
 transaction or savepoint that rolled back does not count; migration tools' bookkeeping is
 exempt; an unreachable ledger denies; the contract window holds contract steps back."""
 
+import time
 import psycopg2
 
 from harness import ProxyTestCase, USERS, proxy_only
@@ -46,6 +47,23 @@ class TestStagingFirst(ProxyTestCase):
         return [r[0] for r in self.pg.query("SELECT attname FROM pg_attribute WHERE attrelid = 'accounts'::regclass "
                                             "AND attnum > 0 AND NOT attisdropped", db=db)]
 
+    def staged(self, p, *sql):
+        """Run `sql` in staging, then wait for its ledger record: ddlguard writes it on a side
+        connection just after the COMMIT's reply, so it can land a moment after psql exits."""
+        before = self.ledger_rows()
+        r = self.run_in(p, STG, *sql)
+        if r.returncode == 0:
+            deadline = time.monotonic() + 10
+            while self.ledger_rows() == before and time.monotonic() < deadline:
+                time.sleep(0.05)
+        return r
+
+    def ledger_rows(self):
+        """Commits recorded in staging's ledger (0 before its table exists)."""
+        if not self.pg.query("SELECT to_regclass('ddlguard.applied_change') IS NOT NULL", db=STG)[0][0]:
+            return 0
+        return self.pg.query("SELECT coalesce(sum(commit_count), 0) FROM ddlguard.applied_change", db=STG)[0][0]
+
     def setUp(self):
         super().setUp()
         for db in (STG, PROD):
@@ -61,7 +79,7 @@ class TestStagingFirst(ProxyTestCase):
         self.assertIn('ERROR:  this ALTER TABLE has not run in staging', r.stderr)
         self.assertIn('ddlguard rule: staging-first', r.stderr)
         self.assertNotIn('c1', self.columns(PROD))
-        self.assertEqual(self.run_in(p, STG, sql).returncode, 0)
+        self.assertEqual(self.staged(p, sql).returncode, 0)
         self.assertEqual(self.pg.query("SELECT environment, target, command_tag, commit_count "
                                        "FROM ddlguard.applied_change", db=STG),
                          [('staging', 'shop', 'ALTER TABLE', 1)])
@@ -72,7 +90,7 @@ class TestStagingFirst(ProxyTestCase):
 
     def test_constant_variant_is_denied_with_a_hint(self):
         p = self.guard()
-        self.assertEqual(self.run_in(p, STG, 'ALTER TABLE accounts ADD COLUMN c2 int DEFAULT 5').returncode, 0)
+        self.assertEqual(self.staged(p, 'ALTER TABLE accounts ADD COLUMN c2 int DEFAULT 5').returncode, 0)
         r = self.run_in(p, PROD, 'ALTER TABLE accounts ADD COLUMN c2 int DEFAULT 6')
         self.assertEqual(r.returncode, 1)
         self.assertIn('has not run in staging', r.stderr)
@@ -89,7 +107,7 @@ class TestStagingFirst(ProxyTestCase):
         self.assertEqual(self.run_in(p, PROD, 'ALTER TABLE accounts ADD COLUMN c3 int').returncode, 1)
         self.assertEqual(self.run_in(p, PROD, 'ALTER TABLE accounts ADD COLUMN c4 int').returncode, 1)
         # An explicit transaction that commits counts.
-        r = self.run_in(p, STG, 'BEGIN', 'ALTER TABLE accounts ADD COLUMN c3 int', 'COMMIT')
+        r = self.staged(p, 'BEGIN', 'ALTER TABLE accounts ADD COLUMN c3 int', 'COMMIT')
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(self.run_in(p, PROD, 'ALTER TABLE accounts ADD COLUMN c3 int').returncode, 0)
 
@@ -110,10 +128,10 @@ class TestStagingFirst(ProxyTestCase):
         p = self.guard(contract_window='14d')
         self.pg.psql_admin('ALTER TABLE accounts ADD COLUMN IF NOT EXISTS c4 int', db=STG)
         self.pg.psql_admin('ALTER TABLE accounts ADD COLUMN IF NOT EXISTS c4 int', db=PROD)
-        self.assertEqual(self.run_in(p, STG, 'ALTER TABLE accounts DROP COLUMN c4').returncode, 0)
+        self.assertEqual(self.staged(p, 'ALTER TABLE accounts DROP COLUMN c4').returncode, 0)
         r = self.run_in(p, PROD, 'ALTER TABLE accounts DROP COLUMN c4')
         self.assertEqual(r.returncode, 1)
         self.assertIn('contract steps wait 336 hours', r.stderr)
         # An expand step in the same window is fine once staged.
-        self.assertEqual(self.run_in(p, STG, 'ALTER TABLE accounts ADD COLUMN c1 int').returncode, 0)
+        self.assertEqual(self.staged(p, 'ALTER TABLE accounts ADD COLUMN c1 int').returncode, 0)
         self.assertEqual(self.run_in(p, PROD, 'ALTER TABLE accounts ADD COLUMN c1 int').returncode, 0)
