@@ -946,12 +946,14 @@ bool guard_inspect(void *arg, uint8_t type, const uint8_t *msg, size_t len,
 		/* In a failed transaction the statement fails anyway; an extended-protocol
 		 * SET of ours would fail first and hide the client's own error. */
 		struct pgw_buf pre = { 0 };
-		/* A statement that must run outside a transaction block, sent while the session
-		 * is idle: our timeout SET gets an implicit transaction of its own. */
+		/* A statement that must run outside a transaction block, first of its extended
+		 * sequence in an idle session: our timeout SET gets an implicit transaction of
+		 * its own. After other unsynced messages a Sync of ours would commit theirs. */
 		bool own_tx = false;
 		for (int i = 0; i < l.n; i++)
 			if (!l.items[i].in_tx_block_ok)
-				own_tx = s->relay.last_status == 'I';
+				own_tx = true;
+		own_tx = own_tx && s->relay.last_status == 'I' && !s->relay.unsynced;
 		build_timeouts(s, &v, type, own_tx, out, &pre);
 		slog_debug(s, "decision: lock_timeout %d ms, statement_timeout %d ms",
 			   v.lock_timeout_ms, v.statement_timeout_ms);

@@ -8,7 +8,7 @@ import time
 
 import psycopg2
 
-from harness import ProxyTestCase, USERS, proxy_only
+from harness import APPDB, ProxyTestCase, USERS, compile_java, proxy_only, run
 
 
 @proxy_only
@@ -77,6 +77,26 @@ class TestLibrary(ProxyTestCase):
                             'COMMIT; ALTER TABLE lib_big VALIDATE CONSTRAINT lib_big_id_pos')
         self.assertEqual(r.returncode, 0, r.stderr)
         self.pg.psql_admin('ALTER TABLE lib_big DROP CONSTRAINT lib_big_id_pos')
+
+    def test_concurrent_index_over_the_extended_protocol(self):
+        """pgjdbc (Flyway, Liquibase): CREATE INDEX CONCURRENTLY gets the library's
+        lock_timeout and still runs (ddlguard's SET has its own implicit transaction). In a
+        batch behind an INSERT (one Sync) PostgreSQL refuses it as it would directly, and
+        ddlguard's Sync must not commit the INSERT ahead of it."""
+        p = self.guard(monitor_user='', log_level='debug')   # no facts: lib_small counts as big
+        cp = compile_java('ConcurrentIndex')
+        url = f'jdbc:postgresql://{p.host}:{p.port}/{APPDB}?sslmode=disable'
+        role, pw = USERS['trust'][0], ''
+        try:
+            r = run(['java', '-cp', cp, 'ConcurrentIndex', url, role, pw, 'lib_small'], timeout=120)
+            lines = r.stdout.splitlines()
+            self.assertEqual(lines[0], 'alone ok', r.stdout + r.stderr)
+            self.assertRegex(lines[1], r'^batch 25001 .*cannot be executed within a pipeline')
+            self.assertEqual(lines[2], 'rows 0')
+            self.assertIn('decision: lock_timeout 2000 ms', p.log_text())   # the path under test ran
+        finally:
+            self.pg.psql_admin('DROP INDEX IF EXISTS lib_small_cic, lib_small_cic2; '
+                               'DELETE FROM lib_small WHERE id = -1')
 
     def test_without_facts_a_table_counts_as_big(self):
         p = self.guard(monitor_user='')
