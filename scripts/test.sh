@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds ddlguard (normal and AddressSanitizer builds), then runs every test suite:
-#   unit         cmocka, `make check` (no network)
+#   unit         cmocka, `make check` in the ASan+UBSan build, leaks fail (no network)
 #   lua          the rule library's cases, through `ddlguard check`
 #   integration  a real PostgreSQL 15 started by the harness, driven through the ASan
 #                build of ddlguard with psql, libpq, psycopg2 and JDBC
@@ -23,10 +23,15 @@ if ! bash scripts/build.sh --asan; then
 	summary
 fi
 
-echo "== unit tests (make check)"
-make -s -C build -j"$(nproc)" check >/tmp/ddlguard-unit.$$ 2>&1
+# Unit tests run in the AddressSanitizer+UBSan build: a leak, an invalid access or undefined
+# behaviour fails the program (no cmocka summary, or a non-zero exit), so the run.
+echo "== unit tests (make check, AddressSanitizer + UndefinedBehaviorSanitizer + LeakSanitizer)"
+rm -f build-asan/tests/unit/*.log
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23 \
+UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:exitcode=24 \
+	make -s -C build-asan -j"$(nproc)" check >/tmp/ddlguard-unit.$$ 2>&1
 unit_rc=$?
-for log in build/tests/unit/*.log; do
+for log in build-asan/tests/unit/*.log; do
 	[ -f "$log" ] || continue
 	grep -E '^\[  (FAILED|ERROR|  OK  )|^\[==========\]|^\[  PASSED  \]' "$log" | grep -E 'FAILED|ERROR' | sed "s|^|$(basename "$log" .log): |"
 	p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
@@ -37,9 +42,13 @@ for log in build/tests/unit/*.log; do
 	if ! grep -q '^\[  PASSED  \]\|^\[  FAILED  \]' "$log"; then
 		echo "$(basename "$log" .log): no cmocka summary (crashed?)"
 		failed=$((failed + 1))
+	elif grep -q 'ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:' "$log"; then
+		echo "$(basename "$log" .log): sanitizer report:"
+		grep -A30 'ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:' "$log" | head -60
+		failed=$((failed + 1))
 	fi
 done
-if [ $unit_rc -ne 0 ] && ! ls build/tests/unit/*.log >/dev/null 2>&1; then
+if [ $unit_rc -ne 0 ] && ! ls build-asan/tests/unit/*.log >/dev/null 2>&1; then
 	cat /tmp/ddlguard-unit.$$
 	echo "unit tests did not build"
 	failed=$((failed + 1))

@@ -173,7 +173,7 @@ static void test_client_first_format(void **state)
 		    *p != '+' && *p != '/')
 			fail_msg("nonce \"%s\" has a character outside base64 (or a comma)", nonce);
 	assert_string_equal(a.client_nonce, nonce);
-	char bare[64];
+	char bare[sizeof(out) + 8];
 	snprintf(bare, sizeof(bare), "n=,r=%s", nonce);
 	assert_string_equal(a.client_first_bare, bare);
 	assert_string_equal(a.cbind_header, "n,,");
