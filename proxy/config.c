@@ -270,6 +270,12 @@ bool config_set(struct config *c, const char *key, const char *v, char *err, siz
 		c->audit_dml = !strcmp(v, "on");
 		return true;
 	}
+	if (!strcmp(key, "unparsed_statements")) {
+		if (strcmp(v, "deny") && strcmp(v, "pass"))
+			return errf(err, errlen, "invalid unparsed_statements \"%s\" (deny or pass)%s", v, "");
+		c->unparsed_pass = !strcmp(v, "pass");
+		return true;
+	}
 	if (!strcmp(key, "audit_failure")) {
 		if (strcmp(v, "closed") && strcmp(v, "open"))
 			return errf(err, errlen, "invalid audit_failure \"%s\" (closed or open)%s", v, "");

@@ -92,6 +92,7 @@ struct config {
 	char *metrics_listen;       /* ADDR:PORT of the Prometheus endpoint; NULL: off */
 	bool audit_fail_open;       /* audit_failure = open */
 	bool audit_dml;             /* audit every statement, DML included */
+	bool unparsed_pass;         /* unparsed_statements = pass: relay text the parser rejects */
 	char *monitor_user;         /* side connections (facts): user and password */
 	char *monitor_password;
 	int facts_cache_seconds;

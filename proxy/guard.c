@@ -765,6 +765,41 @@ static const char *objects_str(const struct stmt_info *st, char *buf, size_t len
 	return buf;
 }
 
+/*
+ * Rewrites a Query or Parse whose statement at byte `offset` of `text` is denied: a Query keeps
+ * what precedes it (earlier statements run, and fail, exactly as they would have) and gets a DO
+ * block raising the deny; a Parse gets text the raw parser rejects, its 42601 rewritten to the
+ * deny (25P02 in a failed transaction). out->x must exist.
+ */
+static void apply_deny(uint8_t type, const char *body, size_t name_len, const char *text, const char *tend,
+		       size_t blen, size_t offset, const struct verdict *v, struct relay_inspection *out)
+{
+	struct relay_extra *x = out->x;
+	build_deny_error(&x->error, v);
+	out->action = RELAY_REWRITE;
+	struct pgw_buf *b = &out->replace;
+	size_t m = pgw_msg_begin(b, (char)type);
+	if (type == 'Q') {
+		pgw_buf_put(b, text, offset);
+		/* A newline ends a trailing -- comment; an extra ';' is an empty statement. */
+		if (offset)
+			pgw_buf_put(b, "\n;\n", 3);
+		build_do_poison(b, v);
+		pgw_buf_put_u8(b, 0);
+		memcpy(x->only_if, v->sqlstate, 6);
+	} else {
+		/* Same statement name and parameter types; a text the raw parser rejects. */
+		pgw_buf_put(b, body, name_len);
+		pgw_buf_put_str(b, "DDLGUARD POLICY REJECTED THIS STATEMENT");
+		pgw_buf_put(b, tend + 1, blen - (size_t)(tend + 1 - body));
+		memcpy(x->only_if, "42601", 6);
+		pgw_build_error(&x->aborted, 'E', "ERROR", "25P02",
+				"current transaction is aborted, commands ignored until end of transaction block",
+				NULL, NULL);
+	}
+	pgw_msg_end(b, m);
+}
+
 bool guard_inspect(void *arg, uint8_t type, const uint8_t *msg, size_t len,
 		   struct relay_inspection *out)
 {
@@ -799,7 +834,28 @@ bool guard_inspect(void *arg, uint8_t type, const uint8_t *msg, size_t len,
 	}
 	if (l.parse_error) {
 		s->guard.unparsed++;
-		slog_info(s, "decision: pass (text does not parse, the server answers it: %s)", l.error ? l.error : "");
+		/* Text PostgreSQL 15's grammar rejects: a typo (the server would reject it too) or
+		 * syntax of a newer server. Either way no policy can check it, so where policies or
+		 * the staging gate apply it is denied, as the server would: 42601, same message. */
+		if (s->cfg->unparsed_pass || (!e && !ledger_is_gated(s))) {
+			slog_info(s, "decision: pass (text does not parse, the server answers it: %s)", l.error ? l.error : "");
+			stmt_list_free(&l);
+			return true;
+		}
+		struct verdict v;
+		verdict_init(&v);
+		char why[600];
+		snprintf(why, sizeof(why), "%s", l.error ? l.error : "syntax error");
+		verdict_deny(&v, "42601", "parse-error", why, NULL,
+			     "ddlguard checks statements with PostgreSQL 15's parser and denies text it cannot parse, since no "
+			     "policy can check it. Fix the syntax, or, for syntax of a newer server, set unparsed_statements = pass.");
+		s->guard.denied++;
+		slog_info(s, "decision: deny unparsed text at line %d column %d (rule parse-error, SQLSTATE 42601): %s",
+			  l.error_line, l.error_column, why);
+		metrics_decision(s->srv, "deny", "parse-error");
+		out->x = relay_extra_new();
+		apply_deny(type, body, name_len, text, tend, blen, 0, &v, out);
+		verdict_free(&v);
 		stmt_list_free(&l);
 		return true;
 	}
@@ -915,32 +971,7 @@ bool guard_inspect(void *arg, uint8_t type, const uint8_t *msg, size_t len,
 		build_notices(&out->x->notices, &v);
 	}
 	if (v.kind == VERDICT_DENY) {
-		struct relay_extra *x = out->x;
-		build_deny_error(&x->error, &v);
-		out->action = RELAY_REWRITE;
-		struct pgw_buf *b = &out->replace;
-		size_t m = pgw_msg_begin(b, (char)type);
-		if (type == 'Q') {
-			/* Keep what precedes the denied statement, so earlier statements of the
-			 * same Query run (and fail) exactly as they would have. */
-			pgw_buf_put(b, text, l.items[denied].offset);
-			/* A newline ends a trailing -- comment; an extra ';' is an empty statement. */
-			if (l.items[denied].offset)
-				pgw_buf_put(b, "\n;\n", 3);
-			build_do_poison(b, &v);
-			pgw_buf_put_u8(b, 0);
-			memcpy(x->only_if, v.sqlstate, 6);
-		} else {
-			/* Same statement name and parameter types; a text the raw parser rejects. */
-			pgw_buf_put(b, body, name_len);
-			pgw_buf_put_str(b, "DDLGUARD POLICY REJECTED THIS STATEMENT");
-			pgw_buf_put(b, tend + 1, blen - (size_t)(tend + 1 - body));
-			memcpy(x->only_if, "42601", 6);
-			pgw_build_error(&x->aborted, 'E', "ERROR", "25P02",
-					"current transaction is aborted, commands ignored until end of transaction block",
-					NULL, NULL);
-		}
-		pgw_msg_end(b, m);
+		apply_deny(type, body, name_len, text, tend, blen, l.items[denied].offset, &v, out);
 	} else if ((v.lock_timeout_ms || v.statement_timeout_ms) &&
 		   !(type == 'P' && s->relay.last_status == 'E')) {
 		/* In a failed transaction the statement fails anyway; an extended-protocol

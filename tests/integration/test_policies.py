@@ -203,11 +203,40 @@ class TestDeny(PolicyCase):
         self.assertTrue(any(l.startswith('delete failed 42501 ERROR: deletes from guard_items') for l in lines),
                         lines)
 
-    def test_unparseable_text_goes_to_server(self):
+    def test_unparseable_text_is_denied_like_a_syntax_error(self):
+        # No policy can check text the parser rejects (a typo, or a newer server's syntax):
+        # fail closed, with the SQLSTATE and message PostgreSQL itself would give.
         c = self.connect()
         e = self.error_of(c, 'DROP TABEL guard_keep')
+        self.assertEqual(e.pgcode, '42601')
+        self.assertIn('syntax error at or near "TABEL"', e.pgerror)
+        self.assertIn('(ddlguard: parse-error)', e.pgerror)
+        self.assertIn('unparsed_statements = pass', e.diag.message_hint)
+        self.assertIn('deny unparsed text at line 1 column 6', self.proxy.log_text())
+        # Nothing of a multi-statement Query with a bad statement runs, as on the server.
+        e = self.error_of(c, 'CREATE TABLE guard_unparsed_a (id int); DROP TABEL guard_keep')
+        self.assertEqual(e.pgcode, '42601')
+        self.assertFalse(self.exists('guard_unparsed_a'))
+        # In a transaction block it aborts the transaction; the session goes on.
+        c.autocommit = False
+        with c.cursor() as cur:
+            cur.execute('CREATE TABLE guard_unparsed_b (id int)')
+        e = self.error_of(c, 'ALTER TABEL guard_keep ADD COLUMN x int')
+        self.assertEqual(e.pgcode, '42601')
+        c.rollback()
+        c.autocommit = True
+        self.assertFalse(self.exists('guard_unparsed_b'))
+        with c.cursor() as cur:
+            cur.execute('SELECT 1')
+            self.assertEqual(cur.fetchone(), (1,))
+
+    def test_unparsed_statements_pass_relays_to_the_server(self):
+        p = self.start_proxy(dict(self.settings, unparsed_statements='pass'))
+        c = self.connect(proxy=p)
+        e = self.error_of(c, 'DROP TABEL guard_keep')
         self.assertEqual(e.pgcode, '42601')   # the server's own syntax error
-        self.assertIn('does not parse', self.proxy.log_text())
+        self.assertNotIn('ddlguard', e.pgerror)
+        self.assertIn('does not parse', p.log_text())
 
     def test_dml_not_denied_when_allowed(self):
         c = self.connect()
