@@ -97,10 +97,27 @@ static void audit_statement(struct session *s, const struct guard_audit *a, cons
 	audit_write(r);
 }
 
-/* Text safe to keep: role and user-mapping statements normalized (no password). */
+/* Whether a statement's text may carry a secret: a password in any spelling, anywhere
+ * (also inside a DO block's string or a dblink/postgres_fdw connection string). */
+static bool mentions_secret(const char *text, size_t len)
+{
+	static const char word[] = "password";
+	for (size_t i = 0; i + sizeof(word) - 1 <= len; i++) {
+		size_t k = 0;
+		while (k < sizeof(word) - 1 && (text[i + k] | 0x20) == word[k])
+			k++;
+		if (k == sizeof(word) - 1)
+			return true;
+	}
+	return false;
+}
+
+/* Text safe to keep: role and user-mapping statements, and any that mention a password,
+ * normalized (constants replaced by $n); the bare tag if that fails. */
 static char *safe_text(const struct stmt_info *st)
 {
-	bool secret = strstr(st->tag, "ROLE") || strstr(st->tag, "USER") || strstr(st->tag, "SERVER");
+	bool secret = strstr(st->tag, "ROLE") || strstr(st->tag, "USER") || strstr(st->tag, "SERVER") ||
+		      mentions_secret(st->text, strlen(st->text));
 	char *t = secret ? stmt_normalize(st->text) : NULL;
 	if (!t)
 		t = strdup(secret ? st->tag : st->text);
@@ -838,7 +855,9 @@ bool guard_inspect(void *arg, uint8_t type, const uint8_t *msg, size_t len,
 		 * syntax of a newer server. Either way no policy can check it, so where policies or
 		 * the staging gate apply it is denied, as the server would: 42601, same message. */
 		if (s->cfg->unparsed_pass || (!e && !ledger_is_gated(s))) {
-			slog_info(s, "decision: pass (text does not parse, the server answers it: %s)", l.error ? l.error : "");
+			slog_info(s, "decision: pass (text does not parse, the server answers it: %s)",
+				  mentions_secret(text, tlen) ? "message withheld: the text mentions a password" :
+				  l.error ? l.error : "");
 			stmt_list_free(&l);
 			return true;
 		}
@@ -851,7 +870,8 @@ bool guard_inspect(void *arg, uint8_t type, const uint8_t *msg, size_t len,
 			     "policy can check it. Fix the syntax, or, for syntax of a newer server, set unparsed_statements = pass.");
 		s->guard.denied++;
 		slog_info(s, "decision: deny unparsed text at line %d column %d (rule parse-error, SQLSTATE 42601): %s",
-			  l.error_line, l.error_column, why);
+			  l.error_line, l.error_column,
+			  mentions_secret(text, tlen) ? "message withheld: the text mentions a password" : why);
 		metrics_decision(s->srv, "deny", "parse-error");
 		out->x = relay_extra_new();
 		apply_deny(type, body, name_len, text, tend, blen, 0, &v, out);

@@ -49,6 +49,7 @@ class TestAudit(ProxyTestCase):
             'INSERT INTO audit_t VALUES (1, 1), (2, 2);\n'
             "CREATE ROLE audit_role PASSWORD 'Sup3r-Secret-pw';\n"
             "ALTER ROLE audit_role PASSWORD 'An0ther-Secret';\n"
+            "DO $$BEGIN EXECUTE 'ALTER ROLE audit_role PASSWORD ''Th1rd-Secret'' '; END$$;\n"
             'DROP ROLE audit_role;\n'
             'BEGIN;\n'
             'ALTER TABLE audit_t ADD COLUMN w int;\n'
@@ -59,6 +60,8 @@ class TestAudit(ProxyTestCase):
         p, path = self.guard('full.jsonl')
         r = self.migrate(p)
         self.assertIn('no drops', r.stderr)
+        r = self.psql(self.conninfo(proxy=p), '-c', 'ALTER ROLE audit_role PASSWORD Fourth-Secret', env={})
+        self.assertIn('syntax error', r.stderr)
         p.signal(signal.SIGHUP)
         wait_for(lambda: any(x['event'] == 'policy_reload' for x in self.records(path)), 5, what='reload record')
         recs = self.records(path)
@@ -85,6 +88,12 @@ class TestAudit(ProxyTestCase):
             text = f.read()
         self.assertNotIn('Sup3r-Secret', text)
         self.assertNotIn('An0ther-Secret', text)
+        self.assertNotIn('Th1rd-Secret', text)       # inside a DO block's string
+        self.assertIn(('DO', 'DO $1'), [(x['command_tag'], x['statement']) for x in stmts])
+        log = p.log_text()
+        for secret in ('Sup3r-Secret', 'An0ther-Secret', 'Th1rd-Secret', 'Fourth-Secret'):
+            self.assertNotIn(secret, log)
+        self.assertIn('message withheld', log)       # the unquoted one does not parse
         self.assertIn('PASSWORD $1', text)
         v = self.verify(path)
         self.assertEqual(v.returncode, 0, v.stdout)
