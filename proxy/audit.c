@@ -121,9 +121,14 @@ bool audit_open(const char *path, char *err, size_t errlen)
 	audit_close();
 	if (!path || !*path)
 		return true;
-	FILE *fp = fopen(path, "a+");
+	/* Created owner read-write, group read (a log shipper), nobody else: it names users,
+	 * databases and every schema change. An existing file keeps its mode. */
+	int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	FILE *fp = fd >= 0 ? fdopen(fd, "a+") : NULL;
 	if (!fp) {
 		snprintf(err, errlen, "cannot open audit_log \"%s\": %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		return false;
 	}
 	load_tail(fp);

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <errno.h>
+#include <fcntl.h>
 
 enum log_level log_current_level = LOG_LVL_INFO;
 static FILE *log_fp;
@@ -27,9 +28,13 @@ bool log_open(const char *path, char *err, size_t errlen)
 {
 	FILE *fp = NULL;
 	if (path && *path) {
-		fp = fopen(path, "a");
+		/* Created 0640, as the audit log; an existing file keeps its mode. */
+		int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+		fp = fd >= 0 ? fdopen(fd, "a") : NULL;
 		if (!fp) {
 			snprintf(err, errlen, "cannot open logfile \"%s\": %s", path, strerror(errno));
+			if (fd >= 0)
+				close(fd);
 			return false;
 		}
 		setvbuf(fp, NULL, _IOLBF, 0);

@@ -89,6 +89,7 @@ class TestAudit(ProxyTestCase):
         self.assertNotIn('Sup3r-Secret', text)
         self.assertNotIn('An0ther-Secret', text)
         self.assertNotIn('Th1rd-Secret', text)       # inside a DO block's string
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o640)   # not world-readable
         self.assertIn(('DO', 'DO $1'), [(x['command_tag'], x['statement']) for x in stmts])
         log = p.log_text()
         for secret in ('Sup3r-Secret', 'An0ther-Secret', 'Th1rd-Secret', 'Fourth-Secret'):
