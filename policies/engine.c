@@ -38,9 +38,9 @@ struct policy_engine {
 	const struct policy_session *current;   /* the session of the call in progress */
 	int rows_ref;               /* session.statements rows already built, by seq (a Lua table) */
 	int created_ref;            /* session.created as a Lua set, kept in step with the list */
-	const void *created_owner;
+	uint64_t created_key;       /* ... for the session lists with this cache_key */
 	int created_n;
-	const void *rows_owner;     /* ... for this session (its created list identifies it) */
+	uint64_t rows_key;          /* rows_ref holds rows of the session lists with this cache_key */
 	int nrules;
 	char last_error[700];
 };
@@ -804,13 +804,13 @@ static int l_created_index(lua_State *L)
 		return 0;
 	/* The list only grows within a session (and shrinks on a rollback): keep a Lua set
 	 * in step with it, so a lookup costs a hash probe, not a scan. */
-	if (e->created_ref == LUA_NOREF || e->created_owner != s->owner || !s->owner ||
+	if (e->created_ref == LUA_NOREF || e->created_key != s->cache_key || !s->cache_key ||
 	    s->ncreated < e->created_n) {
 		if (e->created_ref != LUA_NOREF)
 			luaL_unref(L, LUA_REGISTRYINDEX, e->created_ref);
 		lua_newtable(L);
 		e->created_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-		e->created_owner = s->owner;
+		e->created_key = s->cache_key;
 		e->created_n = 0;
 	}
 	lua_rawgeti(L, LUA_REGISTRYINDEX, e->created_ref);
@@ -833,12 +833,12 @@ static int l_statements_index(lua_State *L)
 	const struct policy_tx_stmt *t = &s->tx[i - 1];
 	/* Rules look back over the transaction on every statement: build each row once per
 	 * session (rows are keyed by the statement's seq, never reused within a session). */
-	if (e->rows_owner != s->owner || !s->owner || e->rows_ref == LUA_NOREF) {
+	if (e->rows_key != s->cache_key || !s->cache_key || e->rows_ref == LUA_NOREF) {
 		if (e->rows_ref != LUA_NOREF)
 			luaL_unref(L, LUA_REGISTRYINDEX, e->rows_ref);
 		lua_newtable(L);
 		e->rows_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-		e->rows_owner = s->owner;
+		e->rows_key = s->cache_key;
 	}
 	lua_rawgeti(L, LUA_REGISTRYINDEX, e->rows_ref);
 	if (t->seq && lua_rawgeti(L, -1, (lua_Integer)t->seq) == LUA_TTABLE)

@@ -97,7 +97,11 @@ struct policy_session {
 	/* facts(name) for policies; NULL when no database is reachable (ddlguard check). */
 	bool (*facts)(void *arg, const char *name, struct policy_facts *out);
 	void *facts_arg;
-	const void *owner;          /* identifies the session for per-session caches */
+	/* Identifies `created` and `tx` as they stand, for the engine's per-session caches:
+	 * never the same for two sessions (a session's address can be reused by the next
+	 * one), and changed whenever `created` loses entries (a rollback), since the list may
+	 * then grow back to the same length with other names. 0: do not cache. */
+	uint64_t cache_key;
 };
 
 /* The failure's "file:line: message", for logs; valid until the next call. */

@@ -194,8 +194,10 @@ static void check_text(struct policy_engine *e, const char *file, const char *sq
 		.user = user ? user : "", .database = "", .application_name = "ddlguard check",
 		.client_addr = "local", .environment = environment, .tx_status = 'I',
 		.facts = offline_lookup, .facts_arg = of,
-		.owner = sql,   /* each file is a session of its own */
 	};
+	/* Each file is a session of its own; a rollback gives its lists a new key. */
+	static uint64_t last_key;
+	ps.cache_key = ++last_key;
 	struct policy_tx_stmt *tx = NULL;
 	char **created = NULL;
 	int ntx = 0, ncreated = 0, ncommitted = 0;
@@ -211,9 +213,11 @@ static void check_text(struct policy_engine *e, const char *file, const char *sq
 		case STMT_TX_ROLLBACK:
 			if (st->txctl == STMT_TX_COMMIT)
 				ncommitted = ncreated;
-			else
+			else if (ncreated > ncommitted) {
 				while (ncreated > ncommitted)
 					free(created[--ncreated]);
+				ps.cache_key = ++last_key;
+			}
 			for (int k = 0; k < ntx; k++) {
 				free(tx[k].tag);
 				free(tx[k].text);

@@ -189,9 +189,23 @@ static void audit_outcomes(struct session *s, bool error, const char *tag)
 	g->lock_wait = 0;
 }
 
+/* The policy engine caches session.created and session.statements by this key: unique
+ * in the process (a freed session's address is reused by the next one), and replaced
+ * whenever created loses entries, since it may grow back to the same length with other
+ * names before the engine looks again. */
+static uint64_t cache_key(struct guard_state *g)
+{
+	static uint64_t last_key;
+	if (!g->cache_key)
+		g->cache_key = ++last_key;
+	return g->cache_key;
+}
+
 /* Forget the transaction's statements after the first `keep` (and what they created). */
 static void tx_truncate(struct guard_state *g, int keep, int keep_tx_created, int keep_created)
 {
+	if (keep_created < g->ncreated)
+		g->cache_key = 0;
 	while (g->ntx > keep) {
 		struct policy_tx_stmt *t = &g->tx[--g->ntx];
 		free(t->tag);
@@ -272,7 +286,7 @@ void guard_fill_session(struct session *s, struct policy_session *ps)
 	ps->created = s->guard.created;
 	ps->facts = facts_lookup;
 	ps->facts_arg = s;
-	ps->owner = s;
+	ps->cache_key = cache_key(&s->guard);
 }
 
 static void remember(struct guard_state *g, const struct stmt_info *st)
@@ -944,6 +958,7 @@ bool guard_inspect(void *arg, uint8_t type, const uint8_t *msg, size_t len,
 		ps.ntx = s->guard.ntx - tx_base;
 		ps.ncreated = s->guard.ncreated;
 		ps.created = s->guard.created;
+		ps.cache_key = cache_key(&s->guard);
 		struct verdict sv;
 		verdict_init(&sv);
 		policy_decide(e, text, st, &ps, &sv);

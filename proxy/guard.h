@@ -57,6 +57,7 @@ struct guard_state {
 	double lock_wait;            /* seconds it waited for a lock (monitor) */
 	double strong_since;         /* when this transaction first took SHARE or stronger (0: not yet) */
 	uint64_t allowed, denied, warned, unparsed;
+	uint64_t cache_key;          /* policy_session.cache_key of tx/created now (0: not yet given) */
 };
 
 /* relay_inspect_cb: arg is the session. */
