@@ -53,6 +53,12 @@ static void set_writing(struct io *io, bool on)
 		event_del(io->wev);
 }
 
+/*
+ * OpenSSL's error queue is per thread, not per connection, and SSL_get_error() reads it:
+ * an error another session left there (a failed SSL_shutdown of a client that vanished
+ * mid-handshake) would turn this session's harmless WANT_READ into SSL_ERROR_SSL and end
+ * it. So the queue is emptied before every TLS call, and after every SSL_shutdown.
+ */
 static enum io_result ssl_fail(struct io *io, int r, const char *what)
 {
 	int e = SSL_get_error(io->ssl, r);
@@ -81,6 +87,7 @@ enum io_result io_read(struct io *io)
 			return IO_ERROR;
 		ssize_t n;
 		if (io->ssl) {
+			ERR_clear_error();
 			int r = SSL_read(io->ssl, v[0].iov_base, (int)v[0].iov_len);
 			if (r <= 0) {
 				evbuffer_commit_space(io->in, v, 0);
@@ -141,6 +148,7 @@ enum io_result io_flush(struct io *io)
 			if (len > IO_TLS_RECORD)
 				len = IO_TLS_RECORD;
 			unsigned char *p = evbuffer_pullup(io->out, (ssize_t)len);
+			ERR_clear_error();
 			int r = SSL_write(io->ssl, p, (int)len);
 			if (r <= 0) {
 				int e = SSL_get_error(io->ssl, r);
@@ -169,6 +177,7 @@ enum io_result io_flush(struct io *io)
 
 enum io_result io_handshake(struct io *io)
 {
+	ERR_clear_error();
 	int r = SSL_do_handshake(io->ssl);
 	if (r == 1) {
 		set_writing(io, false);
@@ -203,7 +212,8 @@ void io_close(struct io *io)
 	}
 	io->reading = io->writing = false;
 	if (io->ssl) {
-		SSL_shutdown(io->ssl);
+		SSL_shutdown(io->ssl);   /* fails when the peer is gone or never finished the handshake */
+		ERR_clear_error();
 		SSL_free(io->ssl);
 		io->ssl = NULL;
 	}

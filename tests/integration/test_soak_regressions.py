@@ -9,10 +9,18 @@
    inherited that session's names: an index on an existing big table the earlier session
    had created was let through (fail open). The same held for `ddlguard check` within one
    file.
+
+2. OpenSSL's error queue is per thread. ddlguard's SSL_shutdown of a client that vanished
+   in the middle of its TLS handshake left an error there, and the next TLS session whose
+   SSL_read came back with "want read" (every read ends that way) was ended with "TLS read:
+   shutdown while in init": any client could drop every TLS client's session.
 """
 
 import os
+import socket
+import struct
 import tempfile
+import time
 
 from harness import USERS, ProxyTestCase, ddlguard_bin, proxy_only, run
 
@@ -82,3 +90,27 @@ class TestCreatedCache(ProxyTestCase):
         r = run([ddlguard_bin(), 'check', '--rules', 'default', f.name], check=False)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn('0 denied', r.stdout + r.stderr)
+
+
+@proxy_only
+class TestTlsErrorQueue(ProxyTestCase):
+    settings = {
+        'client_tls_sslmode': 'allow',
+        'client_tls_cert_file': '{proxy_cert}',
+        'client_tls_key_file': '{proxy_key}',
+        'server_tls_sslmode': 'disable',
+    }
+
+    def test_client_gone_mid_handshake_leaves_other_tls_sessions_alone(self):
+        tls = self.connect(sslmode='require')
+        other = self.connect(sslmode='require', user='scram')
+        self.assertEqual(self.scalar(tls, 'SELECT 1'), 1)
+        for _ in range(3):
+            # SSLRequest, the proxy's 'S', then gone before the ClientHello.
+            s = socket.create_connection((self.proxy.host, self.proxy.port), timeout=10)
+            s.sendall(struct.pack('!ii', 8, 80877103))
+            self.assertEqual(s.recv(1), b'S')
+            s.close()
+            time.sleep(0.2)
+            self.assertEqual(self.scalar(tls, 'SELECT 2'), 2)
+            self.assertEqual(self.scalar(other, 'SELECT 3'), 3)
