@@ -188,6 +188,7 @@ bool scram_client_final(struct scram_client *sc, const char *password, const cha
 		return fail(err, errlen, "HMAC failed");
 	if (w < 0 || (size_t)w >= outlen)
 		return fail(err, errlen, "SCRAM message too long");
+	sc->final_done = true;
 	return true;
 }
 
@@ -195,6 +196,10 @@ bool scram_client_verify(struct scram_client *sc, const char *server_final, size
 			 char *err, size_t errlen)
 {
 	size_t vlen, elen;
+	/* A server-final-message before our client-final-message (a server that skipped
+	 * SASLContinue) would be checked against an all-zero signature. */
+	if (!sc->final_done)
+		return fail(err, errlen, "SCRAM server-final-message before the exchange");
 	const char *e = attr(server_final, len, 'e', &elen);
 	if (e)
 		return fail(err, errlen, "server reported a SCRAM error");

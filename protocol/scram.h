@@ -23,6 +23,7 @@ struct scram_client {
 	char *server_first;           /* as received (owned) */
 	unsigned char salted[32];     /* SaltedPassword */
 	unsigned char server_sig[32]; /* expected ServerSignature */
+	bool final_done;              /* scram_client_final succeeded: server_sig is set */
 };
 
 /*
@@ -40,7 +41,8 @@ bool scram_client_start(struct scram_client *sc, const unsigned char *cb_data, s
 bool scram_client_final(struct scram_client *sc, const char *password, const char *server_first,
 			size_t server_first_len, char *out, size_t outlen, char *err, size_t errlen);
 
-/* Check the server-final-message ("v=..."). */
+/* Check the server-final-message ("v=..."). Fails unless scram_client_final succeeded:
+ * before that there is no signature to compare with. */
 bool scram_client_verify(struct scram_client *sc, const char *server_final, size_t len,
 			 char *err, size_t errlen);
 

@@ -342,6 +342,23 @@ static void test_final_output_too_small(void **state)
 	scram_client_free(&sc);
 }
 
+/* A server that skips SASLContinue and sends a server-final-message at once: there is no
+ * signature to compare with yet, and the all-zero one must not pass (found by fuzz_scram). */
+static void test_verify_before_final(void **state)
+{
+	(void)state;
+	struct scram_client sc;
+	char out[512], err[128] = "";
+	static const char zero_sig[] = "v=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+	assert_true(scram_client_start(&sc, NULL, 0, false, out, sizeof(out)));
+	assert_false(scram_client_verify(&sc, zero_sig, strlen(zero_sig), err, sizeof(err)));
+	assert_true(err[0] != 0);
+	/* Nor after a server-first-message that was refused. */
+	assert_false(scram_client_final(&sc, "pw", "r=x,s=QUJDRA==,i=1", 18, out, sizeof(out), err, sizeof(err)));
+	assert_false(scram_client_verify(&sc, zero_sig, strlen(zero_sig), err, sizeof(err)));
+	scram_client_free(&sc);
+}
+
 static void test_free_wipes(void **state)
 {
 	(void)state;
@@ -398,6 +415,7 @@ int main(void)
 		cmocka_unit_test(test_bad_salt),
 		cmocka_unit_test(test_embedded_nul_rejected),
 		cmocka_unit_test(test_final_output_too_small),
+		cmocka_unit_test(test_verify_before_final),
 		cmocka_unit_test(test_free_wipes),
 		cmocka_unit_test(test_base64),
 	};
