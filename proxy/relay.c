@@ -186,7 +186,8 @@ void relay_run_when_idle(struct relay *r, const char *sql, size_t len)
 {
 	/* The same restore twice would restore a value already restored: run it once. The
 	 * pending text is statements joined by "; "; compare whole statements only. */
-	const char *p = (const char *)r->pending_sql.data, *end = p + r->pending_sql.len;
+	const char *p = (const char *)r->pending_sql.data;
+	const char *end = p ? p + r->pending_sql.len : NULL;  /* no arithmetic on NULL (UB) */
 	while (p && p < end) {
 		const char *sep = NULL;
 		for (const char *q = p; q + 1 < end; q++)
