@@ -18,8 +18,12 @@ void tls_global_init(void)
 static bool ssl_err(char *err, size_t errlen, const char *what, const char *file)
 {
 	unsigned long e = ERR_get_error();
-	snprintf(err, errlen, "%s \"%s\": %s", what, file ? file : "",
-		 e ? ERR_reason_error_string(e) : "failed");
+	const char *why = e ? ERR_reason_error_string(e) : NULL;
+	/* A system error (the file is missing or unreadable) has no reason string: its reason
+	 * is the errno. Without this the message said "(null)". */
+	if (e && !why && ERR_SYSTEM_ERROR(e))
+		why = strerror(ERR_GET_REASON(e));
+	snprintf(err, errlen, "%s \"%s\": %s", what, file ? file : "", why ? why : "failed");
 	ERR_clear_error();
 	return false;
 }
