@@ -294,11 +294,14 @@ static void lookup_done(void *arg, PGresult *res, const char *error)
 				  atof(PQgetvalue(res, row, 2)), PQgetisnull(res, row, 3) ? NULL : PQgetvalue(res, row, 3),
 				  NULL);
 	}
+	/* A failed lookup must say so even when an older answer ("not found") is still cached
+	 * for the same statement: the deny would otherwise blame staging, not the ledger. The
+	 * newest entry shadows the older one. */
+	bool failed = !res && !missing;
 	for (int i = 0; i < q->n; i++)
-		if (!cache_find(st, q->target, q->sids[i]))
-			cache_put(st, q->target, q->sids[i], res || missing, false, -1, NULL,
-				  res || missing ? NULL : error);
-	if (!res && !missing) {
+		if (failed || !cache_find(st, q->target, q->sids[i]))
+			cache_put(st, q->target, q->sids[i], !failed, false, -1, NULL, failed ? error : NULL);
+	if (failed) {
 		s->srv->stats.ledger_errors++;
 		slog_warning(s, "ledger lookup failed: %s", error);
 	}
