@@ -129,6 +129,11 @@ bool audit_open(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot open audit_log \"%s\": %s", path, strerror(errno));
 		if (fd >= 0)
 			close(fd);
+		/* Still configured, just failing: audit_ok() is false and schema changes are
+		 * denied (audit_failure = closed) until a reopen succeeds. Forgetting the path
+		 * here would turn auditing off, and let them through unaudited. */
+		A.path = strdup(path);
+		A.ok = false;
 		return false;
 	}
 	load_tail(fp);
@@ -136,6 +141,17 @@ bool audit_open(const char *path, char *err, size_t errlen)
 	A.path = strdup(path);
 	A.ok = A.path != NULL;
 	return A.ok;
+}
+
+bool audit_check_path(const char *path, char *err, size_t errlen)
+{
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot open audit_log \"%s\": %s", path, strerror(errno));
+		return false;
+	}
+	close(fd);
+	return true;
 }
 
 bool audit_reopen(char *err, size_t errlen)

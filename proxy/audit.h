@@ -23,9 +23,12 @@ struct audit_record;
 bool audit_open(const char *path, char *err, size_t errlen);
 /* Reopen after logrotate (SIGHUP); logs the chain head. */
 bool audit_reopen(char *err, size_t errlen);
+/* Can `path` be opened for appending (created if missing)? For a reload to refuse a new
+ * audit_log it could not write, before it gives up the current one. */
+bool audit_check_path(const char *path, char *err, size_t errlen);
 void audit_close(void);
 bool audit_enabled(void);
-/* False after a write failed (until a reopen succeeds). */
+/* False after a write or an open failed (until a reopen succeeds). */
 bool audit_ok(void);
 const char *audit_head(void);
 uint64_t audit_seq(void);

@@ -240,7 +240,10 @@ bool server_reload(struct server *srv)
 {
 	char err[1024];
 	struct config *c = config_load(&srv->opts, err, sizeof(err));
-	if (!c || !tls_build(c, err, sizeof(err))) {
+	bool new_audit = c && c->audit_log && *c->audit_log &&
+			 !(srv->cfg->audit_log && !strcmp(c->audit_log, srv->cfg->audit_log));
+	if (!c || !tls_build(c, err, sizeof(err)) ||
+	    (new_audit && !audit_check_path(c->audit_log, err, sizeof(err)))) {
 		log_error("reload failed, keeping the previous configuration: %s", err);
 		struct audit_record *r = audit_begin("policy_reload");
 		audit_str(r, "outcome", "failed");
@@ -260,7 +263,8 @@ bool server_reload(struct server *srv)
 	srv->cfg = c;
 	/* Reopen for logrotate (the chain continues), or switch to a new file. */
 	if (!(same_audit ? audit_reopen(err, sizeof(err)) : audit_open(c->audit_log, err, sizeof(err))))
-		log_error("%s", err);
+		log_error("%s; %s", err, c->audit_fail_open ? "schema changes go on unaudited (audit_failure = open)" :
+			  "schema changes are denied until a SIGHUP reopens it");
 	struct audit_record *r = audit_begin("policy_reload");
 	audit_str(r, "outcome", "ok");
 	audit_int(r, "policies", policy_engine_count(c->policy));
