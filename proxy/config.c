@@ -169,6 +169,7 @@ bool config_set(struct config *c, const char *key, const char *v, char *err, siz
 		{ "listen_port", &c->listen_port, 0, 65535 },
 		{ "client_login_timeout", &c->client_login_timeout, 0, 86400 },
 		{ "server_connect_timeout", &c->server_connect_timeout, 1, 3600 },
+		{ "query_timeout", &c->query_timeout, 0, 604800 },
 		{ "cancel_wait_timeout", &c->cancel_wait_timeout, 1, 3600 },
 		{ "shutdown_timeout", &c->shutdown_timeout, 0, 86400 },
 		{ "max_client_conn", &c->max_client_conn, 1, 1000000 },

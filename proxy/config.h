@@ -57,7 +57,8 @@ struct config {
 	enum tls_mode server_tls_mode;   /* default for routes */
 	char *server_tls_ca_file;        /* default root certificate for routes */
 	int client_login_timeout;   /* seconds */
-	int server_connect_timeout;
+	int server_connect_timeout; /* ... until the server's first answer to the startup packet */
+	int query_timeout;          /* s without a byte from a server that owes an answer (0: off) */
 	int cancel_wait_timeout;
 	int shutdown_timeout;
 	int max_client_conn;

@@ -635,13 +635,18 @@ enum relay_result relay_server_data(struct relay *r, struct evbuffer *in, struct
 		if (action != RELAY_SWALLOW) {
 			if (hdr[0] == 'E') {
 				r->seg_error = true;
-				/* Keep its SQLSTATE for the audit log (errors are short and rare). */
-				if (r->on_ready && len < 4096 && avail - off >= (size_t)len + 1) {
+				/* Keep its SQLSTATE for the audit log, and whether it ends the session
+				 * (errors are short and rare). */
+				if (len < 4096 && avail - off >= (size_t)len + 1) {
 					uint8_t body[4096];
 					struct pgw_error_fields f;
 					peek(in, off + PGW_HDR_LEN, body, len - 4);
-					if (pgw_parse_error(body, len - 4, &f) == PGW_OK && f.sqlstate)
-						snprintf(r->last_sqlstate, sizeof(r->last_sqlstate), "%s", f.sqlstate);
+					if (pgw_parse_error(body, len - 4, &f) == PGW_OK) {
+						if (r->on_ready && f.sqlstate)
+							snprintf(r->last_sqlstate, sizeof(r->last_sqlstate), "%s", f.sqlstate);
+						r->fatal_forwarded = f.severity && (!strcmp(f.severity, "FATAL") ||
+										   !strcmp(f.severity, "PANIC"));
+					}
 				}
 			}
 			else if (hdr[0] == 'C' && r->on_ready) {

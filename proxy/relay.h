@@ -150,6 +150,7 @@ struct relay {
 	bool seg_error;             /* an ErrorResponse since the last ReadyForQuery */
 	char last_tag[24];          /* the last CommandComplete tag (truncated) */
 	char last_sqlstate[6];      /* the last forwarded error's SQLSTATE (with on_ready) */
+	bool fatal_forwarded;       /* the server's FATAL/PANIC went to the client: it said why it left */
 
 	char error_sqlstate[6];     /* set with RELAY_PROTOCOL_ERROR */
 	char error_message[160];

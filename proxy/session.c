@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "proxy/audit.h"
@@ -41,6 +42,8 @@ static void server_write_cb(evutil_socket_t fd, short what, void *arg);
 static void timer_cb(evutil_socket_t fd, short what, void *arg);
 static void process_client(struct session *s);
 static void process_server(struct session *s);
+static void server_lost(struct session *s, const char *why);
+static void watch_server(struct session *s);
 
 static void set_timer(struct session *s, int seconds)
 {
@@ -144,6 +147,7 @@ static void resume_cb(evutil_socket_t fd, short what, void *arg)
 	io_set_reading(&s->client, true);
 	process_client(s);
 	s->facts_fetched = false;
+	watch_server(s);
 }
 
 void session_facts_ready(struct session *s)
@@ -163,7 +167,9 @@ static void retry_cb(evutil_socket_t fd, short what, void *arg)
 	s->relay.wrote_to_server = false;
 	monitor_start(s, s->monitor.relation);
 	if (io_flush(&s->server) == IO_ERROR)
-		session_close(s, s->server.errmsg);
+		server_lost(s, s->server.errmsg);
+	else
+		watch_server(s);
 }
 
 void session_retry_later(struct session *s, double seconds)
@@ -364,6 +370,22 @@ void session_fatal(struct session *s, const char *sqlstate, const char *fmt, ...
 	session_close(s, full);
 }
 
+/*
+ * The server leg broke after login. PostgreSQL says why when it can (pg_terminate_backend's
+ * FATAL 57P01, the WARNING before an immediate shutdown), but a killed backend or a server
+ * host that vanished says nothing, and the client would see only a closed socket, as if
+ * ddlguard had dropped it. Unless the server's own FATAL already went out, say that it was
+ * the server: FATAL 08006. session_fatal() writes it only between two server messages;
+ * after half a message closing is all that is left.
+ */
+static void server_lost(struct session *s, const char *why)
+{
+	if (s->state == SS_READY && !s->relay.fatal_forwarded)
+		session_fatal(s, "08006", "lost the connection to the upstream server: %s", why);
+	else
+		session_close(s, why);
+}
+
 /* ---------------------------------------------------------------- upstream connect */
 
 static void send_upstream_packet(struct session *s)
@@ -374,8 +396,11 @@ static void send_upstream_packet(struct session *s)
 		s->state = SS_CANCEL_WAIT;
 		set_timer(s, s->cfg->cancel_wait_timeout);
 	} else {
+		/* server_connect_timeout, set at connect, runs on until the server's first answer:
+		 * a stopped postmaster still completes TCP connects (the kernel queues them), so
+		 * only its silence shows that it is gone. The login timeout starts then. */
 		s->state = SS_AUTH;
-		set_timer(s, s->cfg->client_login_timeout);
+		s->server_answered = false;
 	}
 	io_set_reading(&s->server, true);
 	if (io_flush(&s->server) == IO_ERROR)
@@ -560,6 +585,40 @@ static void handle_cancel(struct session *s, const uint8_t *pkt, size_t len)
 	s->route = t->route;
 	config_unref(s->cfg);
 	s->cfg = config_ref(t->cfg);
+	pgw_build_cancel(&s->upstream_packet, t->srv_pid, t->srv_secret, t->srv_secret_len);
+	connect_upstream(s);
+}
+
+void session_cancel_upstream(struct session *t, const char *why)
+{
+	if (t->is_cancel || !t->srv_secret_len || !t->route)
+		return;
+	struct server *srv = t->srv;
+	struct session *s = calloc(1, sizeof(*s));
+	if (!s)
+		return;
+	/* A cancel connection with no client: the forwarding half of handle_cancel(). It
+	 * outlives t, so it copies what it needs. */
+	s->id = ++srv->next_id;
+	srv->nlive++;
+	s->srv = srv;
+	s->cfg = config_ref(t->cfg);
+	s->route = t->route;
+	s->is_cancel = true;
+	io_init(&s->client);
+	io_init(&s->server);
+	snprintf(s->client_addr, sizeof(s->client_addr), "ddlguard");
+	snprintf(s->log_prefix, sizeof(s->log_prefix), "%s", t->log_prefix);
+	s->timer = evtimer_new(srv->base, timer_cb, s);
+	s->next = srv->sessions;
+	if (srv->sessions)
+		srv->sessions->prev = s;
+	srv->sessions = s;
+	if (!s->timer) {
+		session_close(s, "out of memory");
+		return;
+	}
+	slog_info(t, "cancelling the statement upstream: %s", why);
 	pgw_build_cancel(&s->upstream_packet, t->srv_pid, t->srv_secret, t->srv_secret_len);
 	connect_upstream(s);
 }
@@ -994,11 +1053,94 @@ static void process_client_auth(struct session *s)
 
 /* ---------------------------------------------------------------- steady state */
 
+static double mono_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/*
+ * query_timeout: does the server owe us bytes? It does while it has not taken all we wrote,
+ * and while it has requests to answer, except during COPY FROM STDIN (it waits for the
+ * client then) and while the client's next message is only half here (it waits for the
+ * rest). While ddlguard itself stops reading it (the client reads slowly) its silence is
+ * ours: timer_cb counts that as heard.
+ */
+static bool server_owes(const struct session *s)
+{
+	if (s->server.writing)
+		return true;
+	return !relay_idle(&s->relay) && s->relay.c_left == 0 && !s->relay.copy_ignores_sync &&
+	       !s->relay.retry_waiting;
+}
+
+/* After each callback in SS_READY: start the quiet clock when the server starts to owe us.
+ * The timer is armed once per period and re-arms itself for what is left of it, so bytes
+ * that keep coming cost a clock read, not a timer update. */
+static void watch_server(struct session *s)
+{
+	int t = s->cfg->query_timeout;
+	if (t <= 0 || s->state != SS_READY)
+		return;
+	bool owes = server_owes(s);
+	if (owes && !s->awaiting_server) {
+		s->server_heard = mono_now();
+		if (!evtimer_pending(s->timer, NULL))
+			set_timer(s, t);
+	}
+	s->awaiting_server = owes;
+}
+
+static void query_timeout_check(struct session *s)
+{
+	int t = s->cfg->query_timeout;
+	if (t <= 0 || !server_owes(s)) {
+		s->awaiting_server = false;
+		return;
+	}
+	double now = mono_now();
+	if (!s->server.reading)
+		s->server_heard = now;  /* paused by us for a slow client: not the server's silence */
+	double quiet = now - s->server_heard;
+	if (quiet < t) {
+		double left = t - quiet;
+		struct timeval tv = { (time_t)left, (suseconds_t)((left - (time_t)left) * 1e6) };
+		evtimer_add(s->timer, &tv);
+		return;
+	}
+	slog_warning(s, "query_timeout: the upstream server sent nothing for %d s while it owed an answer; closing the session",
+		     t);
+	/* A server that is alive but stuck would go on running the statement, holding its
+	 * locks: cancel it too (a stopped one acts on the cancel when it resumes). */
+	session_cancel_upstream(s, "query_timeout");
+	session_fatal(s, "08006", "query_timeout: the upstream server did not answer for %d s; ddlguard closed the connection",
+		      t);
+}
+
+/*
+ * The client is gone (EOF, reset, a failed write) while logged in. Closing the server
+ * connection makes PostgreSQL roll back, but only once the backend next reads or writes its
+ * socket: a statement that sleeps, computes or waits for a lock runs on, holding its locks
+ * (and an ALTER waiting in the lock queue keeps every later reader of the table waiting).
+ * Inside a transaction block nothing the client sent can commit any more, so cancel it.
+ * An autocommit statement is left alone: connected directly it would run to its end too.
+ */
+static void client_lost(struct session *s, const char *why)
+{
+	if (s->state == SS_READY && s->relay.last_status != 'I' && !relay_idle(&s->relay))
+		session_cancel_upstream(s, "the client went away");
+	session_close(s, why);
+}
+
 static void after_relay(struct session *s, struct io *to, struct io *from)
 {
 	enum io_result r = io_flush(to);
 	if (r == IO_ERROR) {
-		session_close(s, to == &s->server ? s->server.errmsg : s->client.errmsg);
+		if (to == &s->server)
+			server_lost(s, s->server.errmsg);
+		else
+			client_lost(s, s->client.errmsg);
 		return;
 	}
 	/* Backpressure: while `to` cannot take more, stop reading `from`. */
@@ -1086,7 +1228,7 @@ static void process_server(struct session *s)
 			/* The session went idle and ddlguard's own pending query went out. */
 			s->relay.wrote_to_server = false;
 			if (io_flush(&s->server) == IO_ERROR) {
-				session_close(s, s->server.errmsg);
+				server_lost(s, s->server.errmsg);
 				return;
 			}
 		}
@@ -1131,9 +1273,11 @@ static void client_read_cb(evutil_socket_t fd, short what, void *arg)
 	if (s->state == SS_FREED || s->state == SS_CLOSING)
 		return;
 	if (r == IO_EOF)
-		session_close(s, s->logged_in ? "client closed the connection" : "client closed the connection before login");
+		client_lost(s, s->logged_in ? "client closed the connection" : "client closed the connection before login");
 	else if (r == IO_ERROR)
-		session_close(s, s->client.errmsg);
+		client_lost(s, s->client.errmsg);
+	else
+		watch_server(s);
 }
 
 static void client_write_cb(evutil_socket_t fd, short what, void *arg)
@@ -1148,7 +1292,7 @@ static void client_write_cb(evutil_socket_t fd, short what, void *arg)
 		if (s->state == SS_CLOSING)
 			free_later(s);
 		else
-			session_close(s, s->client.errmsg);
+			client_lost(s, s->client.errmsg);
 		return;
 	}
 	if (s->state == SS_CLOSING) {
@@ -1164,6 +1308,7 @@ static void client_write_cb(evutil_socket_t fd, short what, void *arg)
 		if (evbuffer_get_length(s->server.in))
 			process_server(s);
 	}
+	watch_server(s);
 }
 
 static void server_read_cb(evutil_socket_t fd, short what, void *arg)
@@ -1174,6 +1319,13 @@ static void server_read_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	enum io_result r = io_read(&s->server);
+	if (s->state == SS_READY && s->cfg->query_timeout > 0)
+		s->server_heard = mono_now();
+	else if (s->state == SS_AUTH && !s->server_answered && evbuffer_get_length(s->server.in)) {
+		/* The server answers: what is left of the login is the client's to finish. */
+		s->server_answered = true;
+		set_timer(s, s->cfg->client_login_timeout);
+	}
 	if (evbuffer_get_length(s->server.in))
 		process_server(s);
 	if (s->state == SS_FREED || s->state == SS_CLOSING)
@@ -1182,17 +1334,20 @@ static void server_read_cb(evutil_socket_t fd, short what, void *arg)
 		if (s->is_cancel)
 			session_close(s, "cancel forwarded; the server closed its connection");
 		else if (s->state == SS_READY)
-			session_close(s, "the upstream server closed the connection");
+			server_lost(s, "the server closed the connection");
 		else if (s->login_error_sent)
 			session_close(s, "the upstream server refused the login");
 		else
 			session_fatal(s, "08006", "the upstream server closed the connection during login");
 	} else if (r == IO_ERROR) {
-		if (s->state == SS_READY || s->is_cancel)
+		if (s->state == SS_READY)
+			server_lost(s, s->server.errmsg);
+		else if (s->is_cancel)
 			session_close(s, s->server.errmsg);
 		else
 			session_fatal(s, "08006", "lost the upstream server during login: %s", s->server.errmsg);
-	}
+	} else
+		watch_server(s);
 }
 
 static void server_write_cb(evutil_socket_t fd, short what, void *arg)
@@ -1210,9 +1365,11 @@ static void server_write_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	enum io_result r = io_flush(&s->server);
 	if (r == IO_ERROR) {
-		session_close(s, s->server.errmsg);
+		server_lost(s, s->server.errmsg);
 		return;
 	}
+	if (s->state == SS_READY && s->cfg->query_timeout > 0)
+		s->server_heard = mono_now();   /* it took bytes: it is alive */
 	if (s->state == SS_READY && !s->client.reading && !s->relay.inspect_wait &&
 	    evbuffer_get_length(s->server.out) < WATERMARK_LOW) {
 		io_set_reading(&s->client, true);
@@ -1220,6 +1377,7 @@ static void server_write_cb(evutil_socket_t fd, short what, void *arg)
 		if (evbuffer_get_length(s->client.in))
 			process_client(s);
 	}
+	watch_server(s);
 }
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -1244,12 +1402,19 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 		if (s->is_cancel)
 			session_close(s, "cancel timed out connecting upstream");
 		else
-			session_fatal(s, "08006", "could not connect to the upstream server at %s:%d: timeout after %d s",
+			session_fatal(s, "08006", "could not connect to the upstream server at %s:%d: timeout after %d s (server_connect_timeout)",
 				      s->route->host, s->route->port, s->cfg->server_connect_timeout);
 		break;
 	case SS_AUTH:
-		session_fatal(s, "08006", "client_login_timeout: login to the upstream server did not finish within %d s",
-			      s->cfg->client_login_timeout);
+		if (!s->server_answered)
+			session_fatal(s, "08006", "could not connect to the upstream server at %s:%d: no answer within %d s (server_connect_timeout)",
+				      s->route->host, s->route->port, s->cfg->server_connect_timeout);
+		else
+			session_fatal(s, "08006", "client_login_timeout: login to the upstream server did not finish within %d s",
+				      s->cfg->client_login_timeout);
+		break;
+	case SS_READY:
+		query_timeout_check(s);
 		break;
 	case SS_CANCEL_WAIT:
 		session_close(s, "cancel_wait_timeout: the server did not close the cancel connection");

@@ -63,7 +63,10 @@ struct session {
 	struct relay relay;
 	struct guard_state guard;    /* what policies know of this session */
 	struct session_monitor monitor;  /* lock waits of the statement in flight */
-	struct event *timer;         /* login, connect, cancel or closing deadline */
+	struct event *timer;         /* login, connect, cancel, query_timeout or closing deadline */
+	bool server_answered;        /* the server sent something after the startup packet */
+	bool awaiting_server;        /* query_timeout: the server owes bytes (server_owes()) */
+	double server_heard;         /* ... since this monotonic time, or its last byte after */
 	struct event *free_ev;
 	struct event *resume_ev;     /* facts arrived: inspect the held message again */
 	bool facts_fetched;          /* ... and use what was fetched, without fetching again */
@@ -101,5 +104,8 @@ void session_facts_ready(struct session *s);
 void session_retry_later(struct session *s, double seconds);
 /* Is the server working on a request of this session (cancel makes sense)? */
 bool session_busy(const struct session *s);
+/* Cancel what the server runs for `t` on a fresh upstream connection of ddlguard's own,
+ * as a client's CancelRequest would (t's client is gone or its server stopped answering). */
+void session_cancel_upstream(struct session *t, const char *why);
 
 #endif

@@ -85,6 +85,7 @@ static const char full_file[] =
 	"server_tls_ca_file = /etc/ddlguard/ca.pem\n"
 	"client_login_timeout = 0\n"
 	"server_connect_timeout = 5\n"
+	"query_timeout = 600\n"
 	"cancel_wait_timeout = 7\n"
 	"shutdown_timeout = 45\n"
 	"max_client_conn = 250\n"
@@ -115,6 +116,7 @@ static void test_full_file(void **state)
 	assert_string_equal(c->server_tls_ca_file, "/etc/ddlguard/ca.pem");
 	assert_int_equal(c->client_login_timeout, 0);
 	assert_int_equal(c->server_connect_timeout, 5);
+	assert_int_equal(c->query_timeout, 600);
 	assert_int_equal(c->cancel_wait_timeout, 7);
 	assert_int_equal(c->shutdown_timeout, 45);
 	assert_int_equal(c->max_client_conn, 250);
@@ -189,6 +191,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c->server_tls_mode, TLS_PREFER);
 	assert_int_equal(c->client_login_timeout, 60);
 	assert_int_equal(c->server_connect_timeout, 15);
+	assert_int_equal(c->query_timeout, 0);      /* off: a long migration is silent too */
 	assert_int_equal(c->cancel_wait_timeout, 10);
 	assert_int_equal(c->shutdown_timeout, 30);
 	assert_int_equal(c->max_client_conn, 1000);
@@ -271,6 +274,8 @@ static void test_parse_errors(void **state)
 	parse_fails("[ddlguard]\nlisten_port = -1\n", 2, "listen_port");
 	parse_fails("[ddlguard]\nlisten_port = 99999999999999999999\n", 2, "listen_port");
 	parse_fails("[ddlguard]\nserver_connect_timeout = 0\n", 2, "server_connect_timeout");
+	parse_fails("[ddlguard]\nquery_timeout = -1\n", 2, "query_timeout");
+	parse_fails("[ddlguard]\nquery_timeout = 5s\n", 2, "query_timeout");
 	parse_fails("[ddlguard]\nmax_packet_size = 9999\n", 2, "max_packet_size");
 	parse_fails("[ddlguard]\nmax_packet_size = 1073741824\n", 2, "max_packet_size");
 	parse_fails("[ddlguard]\nlog_level = verbose\n", 2, "log_level");

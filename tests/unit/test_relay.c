@@ -829,6 +829,38 @@ static void test_fifo_async_messages(void **state)
 	rig_free(&g);
 }
 
+/* Whether the server's last forwarded error ended the session (FATAL): then, when it closes,
+ * the session adds no 08006 of its own. A later ERROR clears it. */
+static void test_fatal_forwarded(void **state)
+{
+	(void)state;
+	struct rig g;
+	rig_init(&g, PGW_LARGE_MAX);
+	struct pgw_buf c = { 0 }, s = { 0 };
+	fe_query(&c, "SELECT 1/0");
+	client_all(&g, &c);
+	be_error(&s, "22012", "division by zero");
+	be_ready(&s, 'I');
+	assert_int_equal(server_in(&g, s.data, s.len), RELAY_OK);
+	assert_false(g.r.fatal_forwarded);
+	pgw_buf_reset(&s);
+	pgw_build_error(&s, 'E', "FATAL", "57P01", "terminating connection due to administrator command",
+			NULL, NULL);
+	assert_int_equal(server_in(&g, s.data, s.len), RELAY_OK);
+	assert_true(g.r.fatal_forwarded);
+	/* A notice (the WARNING before an immediate shutdown) is not an end. */
+	rig_free(&g);
+	rig_init(&g, PGW_LARGE_MAX);
+	pgw_buf_reset(&s);
+	pgw_build_error(&s, 'N', "WARNING", "57P01", "terminating connection due to immediate shutdown command",
+			NULL, NULL);
+	assert_int_equal(server_in(&g, s.data, s.len), RELAY_OK);
+	assert_false(g.r.fatal_forwarded);
+	pgw_buf_free(&c);
+	pgw_buf_free(&s);
+	rig_free(&g);
+}
+
 /* Describe of statement and portal, suspended and empty Executes, Close: each answered once. */
 static void test_fifo_describe_close_execute_variants(void **state)
 {
@@ -2701,6 +2733,7 @@ int main(void)
 		cmocka_unit_test(test_fifo_simple_query_errors),
 		cmocka_unit_test(test_fifo_function_call),
 		cmocka_unit_test(test_fifo_async_messages),
+		cmocka_unit_test(test_fatal_forwarded),
 		cmocka_unit_test(test_fifo_describe_close_execute_variants),
 		cmocka_unit_test(test_fifo_flush_has_no_ready),
 		cmocka_unit_test(test_fifo_error_every_split),
