@@ -225,14 +225,26 @@ void relay_retry_resend(struct relay *r)
 	r->wrote_to_server = true;
 }
 
-void relay_retry_give_up(struct relay *r, struct evbuffer *client_out)
+static void emit_held_error(struct relay *r, struct evbuffer *client_out)
 {
-	if (!r->retry_waiting)
-		return;
 	evbuffer_add(client_out, r->held_error.data, r->held_error.len);
 	if (r->held_error.len >= 6)
 		r->last_status = r->held_error.data[r->held_error.len - 1];
 	pgw_buf_reset(&r->held_error);
+	r->give_up_pending = false;
+}
+
+void relay_retry_give_up(struct relay *r, struct evbuffer *client_out)
+{
+	if (!r->retry_waiting)
+		return;
+	/* While we wait the server may still send asynchronous messages (a notification, a
+	 * ParameterStatus), and one may be half-forwarded now: the held error goes between
+	 * two server messages, so maybe only at the end of this one (relay_server_data). */
+	if (r->s_left)
+		r->give_up_pending = true;
+	else
+		emit_held_error(r, client_out);
 	relay_extra_free(r->retry_x);
 	r->retry_x = NULL;
 	r->retry_waiting = false;
@@ -537,6 +549,10 @@ enum relay_result relay_server_data(struct relay *r, struct evbuffer *in, struct
 			if (r->s_left)
 				break;
 			continue;
+		}
+		if (r->give_up_pending) {
+			FLUSH_RUN();
+			emit_held_error(r, out);
 		}
 		if (avail - off < PGW_HDR_LEN)
 			break;

@@ -147,6 +147,7 @@ struct relay {
 	bool retry_waiting;         /* an attempt failed; waiting to resend (client input held) */
 	struct relay_extra *retry_x;   /* the failed request's extra, kept for the resend */
 	struct pgw_buf held_error;  /* its ErrorResponse and ReadyForQuery, if retrying stops */
+	bool give_up_pending;       /* retrying stopped mid-message: held_error goes after it */
 	bool seg_error;             /* an ErrorResponse since the last ReadyForQuery */
 	char last_tag[24];          /* the last CommandComplete tag (truncated) */
 	char last_sqlstate[6];      /* the last forwarded error's SQLSTATE (with on_ready) */
@@ -172,7 +173,8 @@ void relay_run_when_idle(struct relay *r, const char *sql, size_t len);
 
 /* Resend the request that failed (to_server), with its prefix. */
 void relay_retry_resend(struct relay *r);
-/* Stop retrying: give the client the last failure (its error and ReadyForQuery). */
+/* Stop retrying: give the client the last failure (its error and ReadyForQuery), at once
+ * or, when a server message is half-forwarded, right after it. */
 void relay_retry_give_up(struct relay *r, struct evbuffer *client_out);
 
 /* Push a FIFO entry for a message ddlguard itself sent. Takes ownership of `x`. */

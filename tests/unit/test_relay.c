@@ -2720,6 +2720,51 @@ static void test_bug_inject_between_copy_complete_and_sync(void **state)
 	rig_free(&g);
 }
 
+static bool retry_always(void *arg, struct relay_extra *x, const struct pgw_error_fields *f,
+			 struct evbuffer *client_out)
+{
+	(void)arg;
+	(void)x;
+	(void)f;
+	(void)client_out;
+	return true;
+}
+
+/*
+ * A client's cancel stops a retry while a notification is half-forwarded: the held error
+ * and ReadyForQuery go after the notification, not inside it (found by fuzz_relay).
+ */
+static void test_bug_retry_given_up_mid_message(void **state)
+{
+	(void)state;
+	struct rig g;
+	rig_init(&g, PGW_LARGE_MAX);
+	g.r.on_retry = retry_always;
+	struct relay_extra *x = relay_extra_new();
+	x->retry.enabled = true;
+	pgw_build_query(&x->retry.message, "ALTER TABLE t ADD COLUMN c int");
+	relay_push(&g.r, 'Q', RELAY_FORWARD, x);
+	struct pgw_buf s = { 0 }, notify = { 0 }, want = { 0 };
+	be_error(&s, "55P03", "canceling statement due to lock timeout");
+	be_ready(&s, 'I');
+	server_all(&g, &s);
+	assert_true(g.r.retry_waiting);
+	assert_int_equal(evbuffer_get_length(g.cout), 0);
+	be_notify(&notify, "chan", "a payload long enough to arrive in two pieces");
+	assert_int_equal(server_in(&g, notify.data, 9), RELAY_OK);
+	relay_retry_give_up(&g.r, g.cout);
+	assert_false(g.r.retry_waiting);
+	assert_int_equal(server_in(&g, notify.data + 9, notify.len - 9), RELAY_OK);
+	pgw_buf_put(&want, notify.data, notify.len);
+	pgw_buf_put(&want, s.data, s.len);
+	expect_buf(g.cout, &want, "notification, then the held error and ReadyForQuery");
+	assert_int_equal(g.r.last_status, 'I');
+	pgw_buf_free(&s);
+	pgw_buf_free(&notify);
+	pgw_buf_free(&want);
+	rig_free(&g);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2769,6 +2814,7 @@ int main(void)
 		cmocka_unit_test(test_bug_copy_in_ended_by_server_error),
 		cmocka_unit_test(test_bug_run_when_idle_drops_sql_contained_in_pending),
 		cmocka_unit_test(test_bug_inject_between_copy_complete_and_sync),
+		cmocka_unit_test(test_bug_retry_given_up_mid_message),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
