@@ -6,7 +6,8 @@ pkgs=(build-essential autoconf automake libtool pkg-config
       libevent-dev libssl-dev libpq-dev liblua5.4-dev libpg-query-dev libprotobuf-c-dev libidn-dev libcmocka-dev
       postgresql-15 postgresql-client-15 pgbouncer openssl
       python3-psycopg2 libpostgresql-jdbc-java default-jdk-headless
-      procps iproute2 util-linux time)
+      procps iproute2 util-linux time
+      clang libclang-rt-14-dev)
 # --clients: also the migration tools tests/clients drives (Debian's; npm ones come from
 # tests/clients/node/package.json).
 if [ "${1:-}" = "--clients" ]; then

@@ -92,6 +92,7 @@ run_suite() {
 
 run_suite integration "integration tests (real PostgreSQL 15, ASan build of ddlguard)" \
 	/usr/bin/python3 tests/integration/run.py
+run_suite fuzz "fuzzing (libFuzzer, ASan+UBSan, 60 s per target; tests/fuzz)" bash tests/fuzz/run.sh
 # The migration tools (Debian packages and npm, installed by the runner) through ddlguard.
 run_suite clients "migration tools (tests/clients: psql, Alembic, Django, ActiveRecord, sqitch, JDBC, knex, node-pg-migrate, Liquibase, dbmate)" \
 	/usr/bin/python3 tests/clients/run.py
