@@ -103,7 +103,7 @@ report() {
 	local log=$1
 	grep -E '^(artifact_prefix|Test unit written|fuzz check failed)' "$log" | sed 's/^/    /'
 	sed -n '/^==[0-9]*==ERROR\|runtime error:\|^fuzz check failed\|^INFO: a leak has been found/,$p' "$log" |
-		grep -v '^MS: \|^0x\|^Base64\|^\\' | head -60 | sed 's/^/    /'
+		grep -v '^MS: \|^0x\|^Base64\|^\\\|^stat::\|^INFO: to ignore' | head -60 | sed 's/^/    /'
 }
 
 # Stats from a libFuzzer log (-print_final_stats=1): runs, exec/s, coverage, corpus.
