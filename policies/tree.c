@@ -510,10 +510,13 @@ void tree_push(lua_State *L, const uint8_t *pb, size_t len)
 		return;
 	}
 
-	/* Lua's collector does not see memory allocated outside it: tell it roughly how
-	 * much this tree holds (unpacked trees run a few times their packed size), so
-	 * trees of finished statements are collected at the pace they are made. */
-	lua_gc(L, LUA_GCSTEP, (int)(len / 256 < INT_MAX ? len / 256 : INT_MAX));
+	/* No explicit collector step here: Lua's collector does not see the unpacked tree,
+	 * but it sees the packed copy every statement carries (stmt.__tree_pb), so it already
+	 * runs at the pace trees are made. A step per tree forced a young collection in the
+	 * middle of every statement under the generational collector; what was alive then
+	 * aged into the old generation, which only a major collection frees, and Lua's own
+	 * count (without the trees) never called for one. The garbage trees filled the
+	 * memory cap after some 20,000 statements, and policies then failed (deny). */
 
 	push_message(L, r, &root->result->stmts[0]->stmt->base);
 	lua_remove(L, r);
