@@ -330,8 +330,10 @@ enum relay_result relay_client_data(struct relay *r, struct evbuffer *in, struct
 	size_t off = 0;             /* bytes of `in` ready to move as one run */
 	enum relay_result res = RELAY_OK;
 
-	if (r->inspect_wait || r->retry_waiting)
-		return RELAY_OK;    /* held until the pending inspection or retry is over */
+	/* Held until the pending inspection or retry is over; from a retried request's error
+	 * on, too: a message sent behind it would run before the resend and be answered first. */
+	if (r->inspect_wait || r->retry_waiting || r->retry_capture)
+		return RELAY_OK;
 	for (;;) {
 		if (r->c_left) {
 			size_t take = avail - off < r->c_left ? avail - off : r->c_left;

@@ -143,7 +143,7 @@ struct relay {
 	void *pid_arg;
 	relay_retry_cb on_retry;    /* NULL: never retry */
 	void *retry_arg;
-	bool retry_capture;         /* swallowing a failed attempt's responses */
+	bool retry_capture;         /* swallowing a failed attempt's responses (client input held) */
 	bool retry_waiting;         /* an attempt failed; waiting to resend (client input held) */
 	struct relay_extra *retry_x;   /* the failed request's extra, kept for the resend */
 	struct pgw_buf held_error;  /* its ErrorResponse and ReadyForQuery, if retrying stops */

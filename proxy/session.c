@@ -166,10 +166,15 @@ static void retry_cb(evutil_socket_t fd, short what, void *arg)
 	relay_retry_resend(&s->relay);
 	s->relay.wrote_to_server = false;
 	monitor_start(s, s->monitor.relation);
-	if (io_flush(&s->server) == IO_ERROR)
+	if (io_flush(&s->server) == IO_ERROR) {
 		server_lost(s, s->server.errmsg);
-	else
-		watch_server(s);
+		return;
+	}
+	watch_server(s);
+	/* What the client sent while the retry waited (the relay held it) goes up behind the
+	 * resend: the client may be waiting for its answer and send nothing more. */
+	if (s->state == SS_READY && evbuffer_get_length(s->client.in))
+		process_client(s);
 }
 
 void session_retry_later(struct session *s, double seconds)

@@ -2765,6 +2765,47 @@ static void test_bug_retry_given_up_mid_message(void **state)
 	rig_free(&g);
 }
 
+/*
+ * A Query pipelined behind a guarded one that failed and is to be retried waits in the
+ * client's buffer until the resend has gone up, so the server answers both in the client's
+ * order (found by fuzz_relay: it went up at once, ran before the resend, was answered first,
+ * and a second retry overwrote the first one's extra, which leaked).
+ */
+static void test_bug_query_pipelined_behind_retry(void **state)
+{
+	(void)state;
+	struct rig g;
+	rig_init(&g, PGW_LARGE_MAX);
+	g.r.on_retry = retry_always;
+	struct relay_extra *x = relay_extra_new();
+	x->retry.enabled = true;
+	pgw_build_query(&x->retry.message, "ALTER TABLE t ADD COLUMN c int");
+	relay_push(&g.r, 'Q', RELAY_FORWARD, x);
+	struct pgw_buf s = { 0 }, c = { 0 }, want = { 0 };
+	be_error(&s, "55P03", "canceling statement due to lock timeout");
+	server_all(&g, &s);
+	fe_query(&c, "SELECT 2");
+	assert_int_equal(client_in(&g, c.data, c.len), RELAY_OK);
+	assert_int_equal(evbuffer_get_length(g.sout), 0);
+	assert_int_equal(evbuffer_get_length(g.cin), c.len);
+	pgw_buf_reset(&s);
+	be_ready(&s, 'I');
+	server_all(&g, &s);
+	assert_true(g.r.retry_waiting);
+	assert_int_equal(client_in(&g, NULL, 0), RELAY_OK);
+	assert_int_equal(evbuffer_get_length(g.sout), 0);
+	relay_retry_resend(&g.r);
+	assert_int_equal(client_in(&g, NULL, 0), RELAY_OK);
+	pgw_build_query(&want, "ALTER TABLE t ADD COLUMN c int");
+	pgw_buf_put(&want, c.data, c.len);
+	expect_buf(g.sout, &want, "the resend, then the pipelined Query");
+	assert_int_equal(evbuffer_get_length(g.cout), 0);
+	pgw_buf_free(&s);
+	pgw_buf_free(&c);
+	pgw_buf_free(&want);
+	rig_free(&g);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2815,6 +2856,7 @@ int main(void)
 		cmocka_unit_test(test_bug_run_when_idle_drops_sql_contained_in_pending),
 		cmocka_unit_test(test_bug_inject_between_copy_complete_and_sync),
 		cmocka_unit_test(test_bug_retry_given_up_mid_message),
+		cmocka_unit_test(test_bug_query_pipelined_behind_retry),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
