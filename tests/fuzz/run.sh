@@ -85,6 +85,12 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 echo "== build (clang -fsanitize=fuzzer,address,undefined; $WORK/bin)"
 mkdir -p "$WORK"
+# One run at a time in this checkout (they share work/): a second one waits.
+exec 9>"$WORK/.lock"
+if ! flock -n 9; then
+	echo "run.sh: another fuzz run is using $WORK; waiting for it"
+	flock 9
+fi
 if ! bash scripts/install-deps.sh >"$WORK/deps.log" 2>&1; then
 	cat "$WORK/deps.log"
 	echo "install-deps failed"
