@@ -3,9 +3,11 @@
  *
  * One lua_State per engine; each policy file runs in its own environment table with a
  * copy of the safe standard library (no io, no os but time/clock/date, no require, no
- * bytecode, no debug). Every call runs under an instruction budget and a memory cap; an
- * error, an overrun or a result that is not a decision counts as a policy failure, which
- * denies (policy_failure = closed, the default) or allows and logs (open).
+ * bytecode, no debug, no finalizers). Every call runs protected, under an instruction
+ * budget, a wall-clock time limit and a memory cap; an error, an overrun or a result that
+ * is not a decision counts as a policy failure, which denies (policy_failure = closed, the
+ * default) or allows and logs (open). Nothing a policy does can end the process or hold
+ * the event loop much past the time limit. See docs/policies.md, "The sandbox".
  *
  * Hooks a policy file may define (all optional):
  *   on_connect(session)          -> decision      (a deny refuses the login)
@@ -29,6 +31,7 @@ struct policy_options {
 	int nfiles;
 	bool fail_open;             /* policy_failure = open */
 	long budget;                /* instructions per call */
+	long time_limit_ms;         /* wall-clock time per call (0: 1000) */
 	size_t mem_limit;           /* bytes the Lua state may use in all */
 	/* The shipped rule library (lua-scripts/): loaded when profile is not NULL or "off". */
 	const char *library_dir;    /* holds library.lua and rules/<id>.lua */

@@ -446,6 +446,7 @@ int check_main(int argc, char **argv)
 		}
 		o.fail_open = cfg->policy_fail_open;
 		o.budget = cfg->policy_budget;
+		o.time_limit_ms = cfg->policy_time_limit_ms;
 		o.mem_limit = (size_t)cfg->policy_memory_mb << 20;
 		o.small_table_rows = cfg->small_table_rows;
 		o.lock_timeout = cfg->lock_timeout;

@@ -54,6 +54,7 @@ struct config *config_new(void)
 	c->environment = xstrdup("default");
 	c->policy_budget = 1000000;
 	c->policy_memory_mb = 64;
+	c->policy_time_limit_ms = 1000;
 	c->max_query_size = 64u << 20;
 	c->rules = xstrdup("off");
 	c->staging_environments = xstrdup("staging");
@@ -306,6 +307,13 @@ bool config_set(struct config *c, const char *key, const char *v, char *err, siz
 		if (!parse_int(v, 1000, 1000000000L, &n))
 			return errf(err, errlen, "invalid policy_instruction_budget \"%s\" (1000 to 1000000000)%s", v, "");
 		c->policy_budget = n;
+		return true;
+	}
+	if (!strcmp(key, "policy_time_limit")) {
+		long ms = policy_parse_duration(v);
+		if (ms < 10 || ms > 3600000)
+			return errf(err, errlen, "invalid policy_time_limit \"%s\" (10ms to 1h, e.g. 1s, 500ms)%s", v, "");
+		c->policy_time_limit_ms = ms;
 		return true;
 	}
 	if (!strcmp(key, "policy_memory_limit")) {
@@ -734,6 +742,7 @@ bool config_load_policies(struct config *c, char *err, size_t errlen)
 		.nfiles = c->npolicy_files,
 		.fail_open = c->policy_fail_open,
 		.budget = c->policy_budget,
+		.time_limit_ms = c->policy_time_limit_ms,
 		.mem_limit = (size_t)c->policy_memory_mb << 20,
 		.library_dir = library ? config_library_dir(c) : NULL,
 		.profile = library ? c->rules : NULL,

@@ -71,6 +71,7 @@ struct config {
 	int npolicy_files;
 	bool policy_fail_open;      /* policy_failure = open */
 	long policy_budget;         /* instructions per policy call */
+	long policy_time_limit_ms;  /* wall-clock time per policy call */
 	long policy_memory_mb;
 	uint32_t max_query_size;    /* largest Query/Parse inspected when policies are loaded */
 	char *rules;                /* rule library profile: off, none, default, strict */

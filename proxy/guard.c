@@ -399,6 +399,12 @@ static void put_literal(struct pgw_buf *b, const char *s)
 {
 	pgw_buf_put(b, "E'", 2);
 	for (; *s; s++) {
+		/* The literal sits inside the DO block's $ddlguard$ quote, which the server's
+		 * lexer ends at the first "$ddlguard$", quotes or not: write '$' as an escape. */
+		if (*s == '$') {
+			pgw_buf_put(b, "\\x24", 4);
+			continue;
+		}
 		if (*s == '\'' || *s == '\\')
 			pgw_buf_put_u8(b, (uint8_t)*s);
 		pgw_buf_put_u8(b, (uint8_t)*s);
