@@ -69,6 +69,11 @@ void log_write(enum log_level lvl, const char *prefix, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line + n, sizeof(line) - n, fmt, ap);
 	va_end(ap);
+	/* One event, one line: names from SQL (a quoted identifier may hold a newline), a
+	 * client's application_name or a policy's message cannot forge log lines. */
+	for (char *p = line + n; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 	FILE *fp = log_fp ? log_fp : stderr;
 	fprintf(fp, "%s\n", line);
 	if (fp == stderr)

@@ -112,6 +112,17 @@ class TestDeny(PolicyCase):
         self.assertNotIn('CONTEXT', p.stderr)   # the DO block's context is rewritten away
         self.assertTrue(self.exists('guard_keep'))
 
+    def test_names_cannot_forge_log_lines(self):
+        # A quoted identifier may hold a newline; ddlguard's log names objects: one event,
+        # one line.
+        c = self.connect()
+        forged = '2026-01-01 00:00:00.000 UTC [1] LOG forged-line'
+        e = self.error_of(c, f'DROP TABLE IF EXISTS "x\n{forged}"')
+        self.assertEqual(e.pgcode, '42501')
+        log = self.proxy.log_text()
+        self.assertIn('forged-line', log)
+        self.assertFalse(any(l.startswith(forged) for l in log.splitlines()), 'a name started a log line')
+
     def test_deny_in_transaction_commits_nothing(self):
         c = self.connect(autocommit=False)
         with c.cursor() as cur:
