@@ -29,9 +29,18 @@ void metrics_decision(struct server *srv, const char *decision, const char *rule
 		srv->stats.allowed++;
 	if (!rule || !strcmp(decision, "allow"))
 		return;
+	/* A policy chooses its rule ids (one could put a counter in them): past this many
+	 * distinct ones, the rest are counted as "other", so the labels stay bounded. */
+	enum { MAX_RULE_LABELS = 256 };
 	struct rule_count *c = srv->rule_counts;
+	int n = 0;
 	for (; c && strcmp(c->rule, rule); c = c->next)
-		;
+		n++;
+	if (!c && n >= MAX_RULE_LABELS) {
+		rule = "other";
+		for (c = srv->rule_counts; c && strcmp(c->rule, rule); c = c->next)
+			;
+	}
 	if (!c) {
 		c = calloc(1, sizeof(*c));
 		if (!c || !(c->rule = strdup(rule))) {

@@ -3,7 +3,7 @@
 import os
 import urllib.request
 
-from harness import ProxyTestCase, free_port, proxy_only, subdir
+from harness import USERS, ProxyTestCase, free_port, proxy_only, subdir
 
 
 @proxy_only
@@ -36,3 +36,26 @@ class TestMetrics(ProxyTestCase):
         with urllib.request.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=5) as r:
             self.assertEqual((r.status, r.read()), (200, b'ok\n'))
         self.pg.psql_admin('DROP TABLE IF EXISTS metrics_t')
+
+    def test_rule_labels_are_bounded(self):
+        # A policy picks its rule ids; one per statement must not grow the endpoint (and
+        # ddlguard's memory) without end: past 256 distinct ids the rest count as "other".
+        pol = os.path.join(subdir('policies'), 'many_rules.lua')
+        with open(pol, 'w') as f:
+            f.write('function on_statement(s) if s.tag == "COMMENT" then '
+                    'return warn{ rule = "r" .. s.text:match("x(%d+)"), message = "w" } end end\n')
+        port = free_port()
+        p = self.start_proxy({'server_tls_sslmode': 'disable', 'policy_files': pol,
+                              'metrics_listen': f'127.0.0.1:{port}'})
+        self.pg.psql_admin(f'CREATE TABLE IF NOT EXISTS metrics_c (id int); '
+                           f'ALTER TABLE metrics_c OWNER TO {USERS["trust"][0]}')
+        sql = ''.join(f"COMMENT ON TABLE metrics_c IS 'x{i}';\n" for i in range(300))
+        r = self.psql(self.conninfo(proxy=p), input=sql)
+        self.assertEqual(r.returncode, 0, r.stderr[-500:])
+        with urllib.request.urlopen(f'http://127.0.0.1:{port}/metrics', timeout=5) as resp:
+            lines = [l for l in resp.read().decode().splitlines() if l.startswith('ddlguard_rule_decisions_total')]
+        warn = {l.split('rule="')[1].split('"')[0]: float(l.rsplit(' ', 1)[1]) for l in lines if 'decision="warn"' in l}
+        self.assertEqual(len(warn), 257, (r.stderr[-500:], len(warn)))
+        self.assertEqual(warn['other'], 300 - 256)
+        self.assertEqual(sum(warn.values()), 300)
+        self.pg.psql_admin('DROP TABLE IF EXISTS metrics_c')
