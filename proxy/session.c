@@ -385,6 +385,21 @@ void session_fatal(struct session *s, const char *sqlstate, const char *fmt, ...
  */
 static void server_lost(struct session *s, const char *why)
 {
+	/* A write fails (ECONNRESET: the server closed with our bytes unread) while its last
+	 * words, the WARNING of an immediate shutdown or a FATAL, still wait in the socket,
+	 * readable before the error: relay them first. Once only: this is reached from the
+	 * read path too. */
+	char saved[sizeof(s->server.errmsg)];   /* `why` may be server.errmsg, which io_read rewrites */
+	if (s->state == SS_READY && !s->server_drained) {
+		s->server_drained = true;
+		snprintf(saved, sizeof(saved), "%s", why);
+		why = saved;
+		io_read(&s->server);
+		if (evbuffer_get_length(s->server.in))
+			process_server(s);
+		if (s->state == SS_FREED || s->state == SS_CLOSING)
+			return;
+	}
 	if (s->state == SS_READY && !s->relay.fatal_forwarded)
 		session_fatal(s, "08006", "lost the connection to the upstream server: %s", why);
 	else

@@ -65,6 +65,7 @@ struct session {
 	struct session_monitor monitor;  /* lock waits of the statement in flight */
 	struct event *timer;         /* login, connect, cancel, query_timeout or closing deadline */
 	bool server_answered;        /* the server sent something after the startup packet */
+	bool server_drained;         /* server_lost() read what the broken server leg still held */
 	bool awaiting_server;        /* query_timeout: the server owes bytes (server_owes()) */
 	double server_heard;         /* ... since this monotonic time, or its last byte after */
 	struct event *free_ev;
