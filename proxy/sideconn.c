@@ -18,6 +18,7 @@ struct side_job {
 	char **params;
 	int nparams;
 	int timeout_s;
+	double start_by;            /* still queued then: it fails without running (monotonic s) */
 	side_done_cb cb;            /* NULL once its owner went away */
 	void *arg;
 	struct side_job *next;
@@ -179,8 +180,47 @@ static void conn_poll_connect(struct side_conn *c)
 	}
 }
 
+/*
+ * Fail the queued jobs that waited their whole timeout for their turn. Jobs run one at a
+ * time, so when many sessions need facts at once the queue grows, and a job's timeout
+ * (facts_timeout: how long a statement may wait for its facts) has to count from when it
+ * was queued: without this, sessions waited minutes behind each other. The callbacks run
+ * after the queue is consistent, since they may queue new jobs.
+ */
+static void expire_queued(struct side_conn *c)
+{
+	double now = now_s();
+	struct side_job *expired = NULL, **tail = &expired;
+	/* The head is running while the connection is busy: its own timer covers it. */
+	struct side_job **pp = c->state == SC_BUSY && c->jobs ? &c->jobs->next : &c->jobs;
+	while (*pp) {
+		struct side_job *j = *pp;
+		if (now >= j->start_by) {
+			*pp = j->next;
+			j->next = NULL;
+			*tail = j;
+			tail = &j->next;
+		} else
+			pp = &j->next;
+	}
+	while (expired) {
+		struct side_job *j = expired;
+		expired = j->next;
+		if (j->cb) {
+			char msg[300];
+			snprintf(msg, sizeof(msg), "waited %d s for side connection %s behind other queries",
+				 j->timeout_s, c->label);
+			j->cb(j->arg, NULL, msg);
+		}
+		job_free(j);
+	}
+}
+
 static void conn_start_job(struct side_conn *c)
 {
+	if (c->state != SC_READY)
+		return;
+	expire_queued(c);
 	if (c->state != SC_READY || !c->jobs)
 		return;
 	struct side_job *j = c->jobs;
@@ -319,6 +359,7 @@ bool side_submit(struct server *srv, const struct side_target *t, int timeout_s,
 	for (int i = 0; i < nparams; i++)
 		j->params[i] = dup_or_null(params[i]);
 	j->timeout_s = timeout_s > 0 ? timeout_s : 5;
+	j->start_by = now_s() + j->timeout_s;
 	j->cb = cb;
 	j->arg = arg;
 	struct side_job **pp = &c->jobs;

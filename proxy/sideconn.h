@@ -6,8 +6,9 @@
  * kept open, reopened after a failure with backoff. Jobs (one SQL statement with text
  * parameters) run one at a time in submission order; each ends with its callback, called
  * from the event loop (never from side_submit itself), with the result or an error. A job
- * that takes longer than its timeout fails, and the connection is reset. Passwords are
- * never logged.
+ * that has not started within its timeout of being queued fails without running (checked
+ * whenever a job ends); one that runs longer than its timeout fails, and the connection is
+ * reset. Passwords are never logged.
  */
 #ifndef DDLG_SIDECONN_H
 #define DDLG_SIDECONN_H
