@@ -339,7 +339,13 @@ class TestUpstreamKilled(FaultCase):
         self.assert_upstream_error(end, f'server stopped, {scenario_cls.__name__}')
         if not end.truncated:
             # PostgreSQL's own word, a WARNING 57P01 (immediate shutdown), passed through first.
-            self.assertEqual([n.sqlstate for n in end.notices], ['57P01'], end)
+            # A backend blocked writing a result when the shutdown came may not send it (it
+            # drops a message it cannot send whole), so for those only ddlguard's 08006 is sure.
+            warned = [n.sqlstate for n in end.notices]
+            if scenario_cls in (MidResult, MidCopyOut):
+                self.assertIn(warned, ([], ['57P01']), end)
+            else:
+                self.assertEqual(warned, ['57P01'], end)
         self.assert_bystander_fine(other, 'a session on the other server while faultdb is down')
         # While it is down, a new faultdb session gets 08006 at once.
         with self.assertRaises(wire.LoginError) as cm:
