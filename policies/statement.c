@@ -1970,6 +1970,87 @@ static void error_position(const char *sql, int cursorpos, int *line, int *colum
 	*column = p.column;
 }
 
+/* ------------------------------------------------------------------ nesting depth */
+
+static bool pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+	*v = 0;
+	for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+		uint8_t b = *(*p)++;
+		*v |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Is the protobuf message of type d in buf nested at most max levels deep? protobuf-c's
+ * unpack and pack, walk() and zero_locations() recurse once per level, a few hundred bytes
+ * of stack each: "SELECT " followed by 8,000 unary '+' was enough to overflow the stack
+ * and crash the proxy. This walk is iterative, with the descriptors telling which
+ * length-delimited fields are messages. False too when the bytes are malformed.
+ */
+static bool pb_depth_ok(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len, int max)
+{
+	struct level {
+		const ProtobufCMessageDescriptor *d;
+		const uint8_t *end;
+	} *st = malloc(((size_t)max + 1) * sizeof(*st));
+	if (st == NULL)
+		return false;
+	int depth = 0;
+	const uint8_t *p = buf;
+	bool ok = true;
+	st[0].d = d;
+	st[0].end = buf + len;
+	while (ok && depth >= 0) {
+		if (p >= st[depth].end) {
+			ok = p == st[depth].end;
+			depth--;
+			continue;
+		}
+		uint64_t key, n;
+		ok = pb_varint(&p, st[depth].end, &key);
+		if (!ok)
+			break;
+		switch (key & 7) {
+		case 0:
+			ok = pb_varint(&p, st[depth].end, &n);
+			break;
+		case 1:
+		case 5: {
+			size_t w = (key & 7) == 1 ? 8 : 4;
+			ok = (size_t)(st[depth].end - p) >= w;
+			p += ok ? w : 0;
+			break;
+		}
+		case 2: {
+			ok = pb_varint(&p, st[depth].end, &n) && n <= (uint64_t)(st[depth].end - p);
+			if (!ok)
+				break;
+			const ProtobufCFieldDescriptor *f =
+				protobuf_c_message_descriptor_get_field(st[depth].d, (unsigned)(key >> 3));
+			if (f && f->type == PROTOBUF_C_TYPE_MESSAGE) {
+				ok = depth + 1 <= max;
+				if (ok) {
+					depth++;
+					st[depth].d = f->descriptor;
+					st[depth].end = p + n;
+				}
+			} else
+				p += n;
+			break;
+		}
+		default:
+			ok = false;
+			break;
+		}
+	}
+	free(st);
+	return ok;
+}
+
 /* ------------------------------------------------------------------ public API */
 
 static void stmt_info_free(struct stmt_info *st)
@@ -2058,6 +2139,12 @@ bool stmt_analyze(const char *sql, struct stmt_list *out)
 		return out->error != NULL;
 	}
 
+	if (!pb_depth_ok(&pg_query__parse_result__descriptor, (const uint8_t *)pr.parse_tree.data,
+			 pr.parse_tree.len, STMT_MAX_DEPTH)) {
+		pg_query_free_protobuf_parse_result(pr);
+		out->too_deep = true;
+		return false;
+	}
 	PgQuery__ParseResult *tree = pg_query__parse_result__unpack(NULL, pr.parse_tree.len,
 								     (const uint8_t *)pr.parse_tree.data);
 	pg_query_free_protobuf_parse_result(pr);

@@ -98,11 +98,16 @@ struct stmt_list {
 	bool parse_error;              /* the text does not parse: the server will say why */
 	char *error;                   /* libpg_query's message (owned) */
 	int error_line, error_column;
+	bool too_deep;                 /* stmt_analyze returned false: nested deeper than it analyses */
 };
 
-/* Analyse `sql` (NUL-terminated). False only on out-of-memory; a text that does not parse
+/* Analyse `sql` (NUL-terminated). False on out-of-memory, and for a text nested deeper than
+ * STMT_MAX_DEPTH (out->too_deep; nothing to free either way); a text that does not parse
  * returns true with out->parse_error set. */
 bool stmt_analyze(const char *sql, struct stmt_list *out);
+/* Protobuf nesting levels of a parse tree stmt_analyze accepts (about half as many levels
+ * of nested expressions). */
+#define STMT_MAX_DEPTH 4000
 void stmt_list_free(struct stmt_list *l);
 
 /* True when `sql` is certainly a single statement that cannot change a schema. Never

@@ -178,7 +178,8 @@ static void check_text(struct policy_engine *e, const char *file, const char *sq
 {
 	struct stmt_list l;
 	if (!stmt_analyze(sql, &l)) {
-		emit(r, file, 1, 1, "deny", "ddlguard", "out of memory", NULL, NULL);
+		emit(r, file, 1, 1, "deny", "ddlguard", l.too_deep ? "statement is nested too deeply to analyse" :
+			"out of memory", NULL, NULL);
 		r->denies++;
 		return;
 	}

@@ -865,8 +865,11 @@ bool guard_inspect(void *arg, uint8_t type, const uint8_t *msg, size_t len,
 
 	struct stmt_list l;
 	if (!stmt_analyze(text, &l)) {
-		snprintf(s->relay.error_sqlstate, sizeof(s->relay.error_sqlstate), "53200");
-		snprintf(s->relay.error_message, sizeof(s->relay.error_message), "out of memory analysing a statement");
+		/* Fail closed: a text ddlguard cannot analyse does not run. */
+		snprintf(s->relay.error_sqlstate, sizeof(s->relay.error_sqlstate), l.too_deep ? "54001" : "53200");
+		snprintf(s->relay.error_message, sizeof(s->relay.error_message), "%s",
+			 l.too_deep ? "statement is nested too deeply for ddlguard to analyse" :
+				      "out of memory analysing a statement");
 		return false;
 	}
 	if (l.parse_error) {

@@ -14,7 +14,8 @@
  *     tag and lock (the span is exactly the statement, so what is audited, fingerprinted
  *     and scanned for overrides is what runs);
  *   - the override scanner, given the statement's span and a rule named in the text,
- *     returns a terminated reason.
+ *     returns a terminated reason;
+ *   - a text nested too deeply is refused (stmt_list.too_deep), never a crash.
  */
 #include <string.h>
 
@@ -100,8 +101,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(!fast_ro || fast, "writes=false passed a text that writes=true refused");
 
 	struct stmt_list l;
-	FUZZ_CHECK(stmt_analyze(sql, &l), "stmt_analyze: out of memory");
-	if (l.parse_error) {
+	bool analysed = stmt_analyze(sql, &l);
+	/* Too deep to analyse is refused (the guard denies it), never a crash. */
+	FUZZ_CHECK(analysed || l.too_deep, "stmt_analyze: out of memory");
+	if (!analysed) {
+		FUZZ_CHECK(l.n == 0 && !l.items && !l.error, "a refused text left results behind");
+	} else if (l.parse_error) {
 		FUZZ_CHECK(l.error && l.n == 0, "parse error without a message");
 		FUZZ_CHECK(l.error_line >= 0 && l.error_column >= 0, "error position");
 	} else {

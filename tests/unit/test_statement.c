@@ -1063,6 +1063,31 @@ static void test_tree_walk_corpus(void **state)
 	lua_close(L);
 }
 
+/* A text nested deeper than the analysis can take is refused (the guard denies it) rather
+ * than overflowing the stack: 8,000 unary '+' crashed protobuf-c's recursive unpack (found
+ * by fuzz_statement). */
+static void test_too_deep_refused(void **state)
+{
+	(void)state;
+	size_t n = 8000;
+	char *sql = malloc(n + 16);
+	assert_non_null(sql);
+	strcpy(sql, "SELECT ");
+	memset(sql + 7, '+', n);
+	strcpy(sql + 7 + n, "1");
+	struct stmt_list l;
+	assert_false(stmt_analyze(sql, &l));
+	assert_true(l.too_deep);
+	assert_int_equal(l.n, 0);
+	/* Deep, within the limit: analysed. */
+	strcpy(sql + 7 + 1000, "1");
+	assert_true(stmt_analyze(sql, &l));
+	assert_false(l.too_deep);
+	assert_int_equal(l.n, 1);
+	stmt_list_free(&l);
+	free(sql);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1077,6 +1102,7 @@ int main(void)
 		cmocka_unit_test(test_tree_lua),
 		cmocka_unit_test(test_tree_shapes),
 		cmocka_unit_test(test_tree_walk_corpus),
+		cmocka_unit_test(test_too_deep_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
