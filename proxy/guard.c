@@ -915,6 +915,13 @@ bool guard_inspect(void *arg, uint8_t type, const uint8_t *msg, size_t len,
 				continue;
 			char name[512];
 			snprintf(name, sizeof(name), "%s%s%s", o->schema ? o->schema : "", o->schema ? "." : "", o->name);
+			/* Created earlier in this open transaction: invisible to the side connection,
+			 * which could only say "does not exist" (and is never cached saying so). */
+			bool in_tx = false;
+			for (int c = 0; c < s->guard.ntx_created && !in_tx; c++)
+				in_tx = !strcmp(s->guard.tx_created[c], name);
+			if (in_tx)
+				continue;
 			names[nnames] = strdup(name);
 			if (names[nnames])
 				nnames++;

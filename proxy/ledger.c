@@ -450,9 +450,9 @@ void ledger_record_commit(struct session *s)
 	int timeout = s->cfg->facts_timeout > 5 ? s->cfg->facts_timeout : 5;
 	if (!st->ensured) {
 		/* Jobs run in order on the one connection: the table exists before the inserts. */
-		side_submit(s->srv, &t, timeout, ENSURE_SCHEMA, 0, NULL, NULL, NULL, why, sizeof(why));
-		side_submit(s->srv, &t, timeout, ENSURE_TABLE, 0, NULL, NULL, NULL, why, sizeof(why));
-		side_submit(s->srv, &t, timeout, ENSURE_INDEX, 0, NULL, ensure_done, s->srv, why, sizeof(why));
+		side_submit_write(s->srv, &t, timeout, ENSURE_SCHEMA, 0, NULL, NULL, NULL, why, sizeof(why));
+		side_submit_write(s->srv, &t, timeout, ENSURE_TABLE, 0, NULL, NULL, NULL, why, sizeof(why));
+		side_submit_write(s->srv, &t, timeout, ENSURE_INDEX, 0, NULL, ensure_done, s->srv, why, sizeof(why));
 	}
 	const char *tool = s->guard.tool ? s->guard.tool : (s->app ? s->app : "");
 	int recorded = 0;
@@ -462,7 +462,7 @@ void ledger_record_commit(struct session *s)
 			continue;
 		const char *params[10] = { s->route->environment, target_of(s), x->strict_id, x->fingerprint,
 					   x->text, x->tag, x->objects, tool, s->user, s->app ? s->app : "" };
-		if (side_submit(s->srv, &t, timeout, RECORD_SQL, 10, params, record_done, NULL, why, sizeof(why)))
+		if (side_submit_write(s->srv, &t, timeout, RECORD_SQL, 10, params, record_done, NULL, why, sizeof(why)))
 			recorded++;
 		else
 			slog_warning(s, "ledger: could not record: %s", why);

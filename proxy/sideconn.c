@@ -18,7 +18,7 @@ struct side_job {
 	char **params;
 	int nparams;
 	int timeout_s;
-	double start_by;            /* still queued then: it fails without running (monotonic s) */
+	double start_by;            /* still queued then: it fails without running (monotonic s; 0: never) */
 	side_done_cb cb;            /* NULL once its owner went away */
 	void *arg;
 	struct side_job *next;
@@ -195,7 +195,7 @@ static void expire_queued(struct side_conn *c)
 	struct side_job **pp = c->state == SC_BUSY && c->jobs ? &c->jobs->next : &c->jobs;
 	while (*pp) {
 		struct side_job *j = *pp;
-		if (now >= j->start_by) {
+		if (j->start_by > 0 && now >= j->start_by) {
 			*pp = j->next;
 			j->next = NULL;
 			*tail = j;
@@ -338,9 +338,9 @@ static struct side_conn *conn_for(struct server *srv, const struct side_target *
 	return c;
 }
 
-bool side_submit(struct server *srv, const struct side_target *t, int timeout_s, const char *sql,
-		 int nparams, const char *const *params, side_done_cb cb, void *arg,
-		 char *error, size_t errlen)
+static bool submit(struct server *srv, const struct side_target *t, int timeout_s, bool may_expire,
+		   const char *sql, int nparams, const char *const *params, side_done_cb cb, void *arg,
+		   char *error, size_t errlen)
 {
 	struct side_conn *c = conn_for(srv, t);
 	if (c->state == SC_DOWN && now_s() < c->down_until) {
@@ -359,7 +359,7 @@ bool side_submit(struct server *srv, const struct side_target *t, int timeout_s,
 	for (int i = 0; i < nparams; i++)
 		j->params[i] = dup_or_null(params[i]);
 	j->timeout_s = timeout_s > 0 ? timeout_s : 5;
-	j->start_by = now_s() + j->timeout_s;
+	j->start_by = may_expire ? now_s() + j->timeout_s : 0;
 	j->cb = cb;
 	j->arg = arg;
 	struct side_job **pp = &c->jobs;
@@ -369,6 +369,20 @@ bool side_submit(struct server *srv, const struct side_target *t, int timeout_s,
 	if (c->state == SC_DOWN || c->state == SC_READY)
 		event_active(c->kick_ev, 0, 0);
 	return true;
+}
+
+bool side_submit(struct server *srv, const struct side_target *t, int timeout_s, const char *sql,
+		 int nparams, const char *const *params, side_done_cb cb, void *arg,
+		 char *error, size_t errlen)
+{
+	return submit(srv, t, timeout_s, true, sql, nparams, params, cb, arg, error, errlen);
+}
+
+bool side_submit_write(struct server *srv, const struct side_target *t, int timeout_s, const char *sql,
+		       int nparams, const char *const *params, side_done_cb cb, void *arg,
+		       char *error, size_t errlen)
+{
+	return submit(srv, t, timeout_s, false, sql, nparams, params, cb, arg, error, errlen);
 }
 
 void side_forget(struct server *srv, void *arg)

@@ -6,9 +6,9 @@
  * kept open, reopened after a failure with backoff. Jobs (one SQL statement with text
  * parameters) run one at a time in submission order; each ends with its callback, called
  * from the event loop (never from side_submit itself), with the result or an error. A job
- * that has not started within its timeout of being queued fails without running (checked
- * whenever a job ends); one that runs longer than its timeout fails, and the connection is
- * reset. Passwords are never logged.
+ * (but a write) that has not started within its timeout of being queued fails without
+ * running (checked whenever a job ends); one that runs longer than its timeout fails, and
+ * the connection is reset. Passwords are never logged.
  */
 #ifndef DDLG_SIDECONN_H
 #define DDLG_SIDECONN_H
@@ -31,6 +31,11 @@ typedef void (*side_done_cb)(void *arg, struct pg_result *res, const char *error
 bool side_submit(struct server *srv, const struct side_target *t, int timeout_s, const char *sql,
 		 int nparams, const char *const *params, side_done_cb cb, void *arg,
 		 char *error, size_t errlen);
+/* The same for a write that must not be lost to a long queue (the staging ledger): it waits
+ * for its turn however long that takes; only its run time is limited by timeout_s. */
+bool side_submit_write(struct server *srv, const struct side_target *t, int timeout_s, const char *sql,
+		       int nparams, const char *const *params, side_done_cb cb, void *arg,
+		       char *error, size_t errlen);
 /* Drop the callbacks of every queued or running job for arg (its owner is going away). */
 void side_forget(struct server *srv, void *arg);
 /* Close every side connection (process exit). */
