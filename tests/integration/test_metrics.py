@@ -10,11 +10,12 @@ from harness import USERS, ProxyTestCase, free_port, proxy_only, subdir
 class TestMetrics(ProxyTestCase):
     class_proxy = False
 
-    def test_counters_and_health(self):
-        pol = os.path.join(subdir('policies'), 'metrics.lua')
+    def proxy_with_metrics(self, name, policy):
+        """A ddlguard with one policy file and a metrics endpoint; returns it and a scraper
+        giving {series: value}."""
+        pol = os.path.join(subdir('policies'), name)
         with open(pol, 'w') as f:
-            f.write('function on_statement(s) if s.tag == "DROP TABLE" then '
-                    'return deny{ rule = "no-drop", message = "no" } end end\n')
+            f.write(policy)
         port = free_port()
         p = self.start_proxy({'server_tls_sslmode': 'disable', 'policy_files': pol,
                               'metrics_listen': f'127.0.0.1:{port}'})
@@ -24,6 +25,12 @@ class TestMetrics(ProxyTestCase):
                 self.assertEqual(r.status, 200)
                 return {l.rsplit(' ', 1)[0]: float(l.rsplit(' ', 1)[1])
                         for l in r.read().decode().splitlines() if l and not l.startswith('#')}
+        return p, port, scrape
+
+    def test_counters_and_health(self):
+        p, port, scrape = self.proxy_with_metrics(
+            'metrics.lua', 'function on_statement(s) if s.tag == "DROP TABLE" then '
+                           'return deny{ rule = "no-drop", message = "no" } end end\n')
         before = scrape()
         self.psql(self.conninfo(proxy=p), '-c', 'DROP TABLE IF EXISTS metrics_nothing')
         self.psql(self.conninfo(proxy=p), '-c', 'CREATE TABLE IF NOT EXISTS metrics_t (id int)')
@@ -40,22 +47,17 @@ class TestMetrics(ProxyTestCase):
     def test_rule_labels_are_bounded(self):
         # A policy picks its rule ids; one per statement must not grow the endpoint (and
         # ddlguard's memory) without end: past 256 distinct ids the rest count as "other".
-        pol = os.path.join(subdir('policies'), 'many_rules.lua')
-        with open(pol, 'w') as f:
-            f.write('function on_statement(s) if s.tag == "COMMENT" then '
-                    'return warn{ rule = "r" .. s.text:match("x(%d+)"), message = "w" } end end\n')
-        port = free_port()
-        p = self.start_proxy({'server_tls_sslmode': 'disable', 'policy_files': pol,
-                              'metrics_listen': f'127.0.0.1:{port}'})
+        p, _, scrape = self.proxy_with_metrics(
+            'many_rules.lua', 'function on_statement(s) if s.tag == "COMMENT" then '
+                              'return warn{ rule = "r" .. s.text:match("x(%d+)"), message = "w" } end end\n')
         self.pg.psql_admin(f'CREATE TABLE IF NOT EXISTS metrics_c (id int); '
                            f'ALTER TABLE metrics_c OWNER TO {USERS["trust"][0]}')
         sql = ''.join(f"COMMENT ON TABLE metrics_c IS 'x{i}';\n" for i in range(300))
         r = self.psql(self.conninfo(proxy=p), input=sql)
         self.assertEqual(r.returncode, 0, r.stderr[-500:])
-        with urllib.request.urlopen(f'http://127.0.0.1:{port}/metrics', timeout=5) as resp:
-            lines = [l for l in resp.read().decode().splitlines() if l.startswith('ddlguard_rule_decisions_total')]
-        warn = {l.split('rule="')[1].split('"')[0]: float(l.rsplit(' ', 1)[1]) for l in lines if 'decision="warn"' in l}
-        self.assertEqual(len(warn), 257, (r.stderr[-500:], len(warn)))
+        warn = {k.split('rule="')[1].split('"')[0]: v for k, v in scrape().items()
+                if k.startswith('ddlguard_rule_decisions_total') and 'decision="warn"' in k}
+        self.assertEqual(len(warn), 257, len(warn))
         self.assertEqual(warn['other'], 300 - 256)
         self.assertEqual(sum(warn.values()), 300)
         self.pg.psql_admin('DROP TABLE IF EXISTS metrics_c')
